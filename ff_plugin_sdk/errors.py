@@ -1,0 +1,78 @@
+"""Errors that become the JSON error envelope.
+
+Each carries its HTTP status and a stable machine ``code``; the kernel renders
+``{"error": {"code", "message", "details"}}`` from them.  They are plain Python so
+in-process plugins can raise them without importing the server.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class FaceForgeError(Exception):
+    """Base class: an error with an HTTP status, a code and a human message."""
+
+    status: int = 500
+    code: str = "internal_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        details: list[Any] | None = None,
+        status: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        if status is not None:
+            self.status = status
+        self.details: list[Any] = details or []
+
+
+class BadRequest(FaceForgeError):
+    status = 400
+    code = "bad_request"
+
+
+class Unauthorized(FaceForgeError):
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(FaceForgeError):
+    status = 403
+    code = "forbidden"
+
+
+class NotFound(FaceForgeError):
+    status = 404
+    code = "not_found"
+
+
+class MethodNotAllowed(FaceForgeError):
+    status = 405
+    code = "method_not_allowed"
+
+
+class Conflict(FaceForgeError):
+    status = 409
+    code = "conflict"
+
+
+class PayloadTooLarge(FaceForgeError):
+    status = 413
+    code = "payload_too_large"
+
+
+class RangeNotSatisfiable(FaceForgeError):
+    status = 416
+    code = "range_not_satisfiable"
+
+
+class ValidationFailed(FaceForgeError):
+    status = 422
+    code = "validation_error"

@@ -1,0 +1,135 @@
+"""The values plugins hand to the kernel through hooks.
+
+Pure data: nothing here imports the server, so an out-of-process plugin can share these
+types with an in-process one.  Endpoints receive the server's request object; they need
+not import it to be written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+#: Every permission scope a route may require.  The install token and UI sessions hold all.
+SCOPES: tuple[str, ...] = (
+    "system:read",
+    "entities:read",
+    "entities:write",
+    "assets:read",
+    "assets:write",
+    "jobs:read",
+    "jobs:run",
+    "events:read",
+    "plugins:admin",
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApiRoute:
+    """One HTTP endpoint, mounted under ``/v1``.
+
+    ``endpoint(request)`` returns a msgspec Struct, a dict/list, ``None`` (-> 204) or a
+    response object.  ``body``/``query``/``response`` are msgspec types: the kernel decodes
+    the body and query with them and documents all three in OpenAPI.
+    """
+
+    path: str
+    endpoint: Callable[..., Awaitable[Any]]
+    scope: str
+    methods: Sequence[str] = ("GET",)
+    body: Any = None
+    query: Any = None
+    response: Any = None
+    status_code: int = 200
+    summary: str = ""
+    tags: Sequence[str] = ()
+    #: a route without a JSON response (a download, a stream): documented by media type
+    media_type: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Migration:
+    """A schema step.  Applied once, in its own transaction, recorded by plugin + version."""
+
+    version: int
+    name: str
+    sql: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobType:
+    """A namespaced job type (``assets.bulk_import``) and its in-process handler, if any."""
+
+    name: str
+    summary: str = ""
+    handler: Callable[..., Awaitable[Any]] | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class AssetKind:
+    """A namespaced asset kind (``image.original``, ``model.lora``)."""
+
+    name: str
+    description: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class StorageProviderType:
+    """A storage backend (``fs``, ``s3``) and the factory that builds it from config."""
+
+    name: str
+    factory: Callable[..., Any]
+
+
+@dataclass(frozen=True, kw_only=True)
+class NavEntry:
+    """A link in the UI's main navigation."""
+
+    label: str
+    href: str
+    order: int = 100
+
+
+@dataclass(frozen=True, kw_only=True)
+class UIPage:
+    """A server-rendered page, mounted under ``/ui``; needs a signed-in session."""
+
+    path: str
+    endpoint: Callable[..., Awaitable[Any]]
+    methods: Sequence[str] = ("GET",)
+    name: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class EntityTab:
+    """A tab on the entity detail page.
+
+    ``render(request, entity)`` returns the tab's HTML (a string); ``entity`` is the entity
+    as a dict.  Tabs are shown in ``order``.
+    """
+
+    id: str
+    label: str
+    render: Callable[..., Awaitable[str]]
+    order: int = 100
+
+
+@dataclass(frozen=True, kw_only=True)
+class StaticDir:
+    """A folder of static files served publicly at ``/static/<name>/``."""
+
+    name: str
+    path: Path
+
+
+@dataclass(frozen=True, kw_only=True)
+class Event:
+    """Something that happened, as stored in the append-only events table."""
+
+    id: int
+    type: str
+    created_at: str
+    data: dict[str, Any] = field(default_factory=dict)
+    correlation_id: str | None = None

@@ -1,0 +1,161 @@
+"""The app factory: plugins in, a Starlette app out.  Nothing global; one call, one Core."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from ff_plugin_sdk.types import ApiRoute, UIPage
+from kernel import system_api
+from kernel.access import AccessMiddleware
+from kernel.auth import AuthMiddleware, SessionStore, TokenStore, check_form_csrf
+from kernel.config import Settings, load_settings
+from kernel.db import Database
+from kernel.docs import docs_routes
+from kernel.envelope import EXCEPTION_HANDLERS
+from kernel.errors import PluginError
+from kernel.events import EventBus
+from kernel.hooks import Hooks
+from kernel.log import configure_logging
+from kernel.migrations import apply_migrations
+from kernel.openapi import build_openapi
+from kernel.plugins import build_plugin_manager
+from kernel.routing import build_route
+from kernel.services import Kernel
+from kernel.templating import Templates
+
+log = logging.getLogger("faceforge.app")
+KERNEL_STATIC = Path(__file__).parent / "static"
+
+
+def build_kernel(settings: Settings, extra_plugins: Sequence[tuple[str, Any]] = ()) -> Kernel:
+    """Load plugins and wire the kernel's services; opens nothing."""
+    pm, infos = build_plugin_manager(settings.disabled_plugins, extra_plugins)
+    db = Database(settings.paths.db_file)
+    tokens = TokenStore(settings.paths.config_file, settings.install_token)
+    return Kernel(
+        settings=settings, hooks=Hooks(pm), plugins=infos, db=db, events=EventBus(db),
+        tokens=tokens,
+        sessions=SessionStore(db, tokens, settings.config.auth.session_ttl_hours),
+    )
+
+
+async def open_kernel(kernel: Kernel) -> list[tuple[str, int, str]]:
+    """Open the database and apply every plugin's migrations; returns what was applied."""
+    await kernel.db.open()
+    try:
+        return await apply_migrations(kernel.db, await kernel.hooks.migrations())
+    except BaseException:
+        await kernel.db.close()
+        raise
+
+
+def _api_routes(kernel: Kernel) -> list[tuple[str, str, ApiRoute]]:
+    routes = [("kernel", r.path, r) for r in system_api.routes(kernel)]
+    routes += [(plugin, "/v1" + r.path, r) for plugin, r in kernel.hooks.routes(kernel)]
+    owners: dict[tuple[str, str], str] = {}
+    for plugin, path, route in routes:
+        for method in route.methods:
+            if (method, path) in owners:
+                raise PluginError(f"plugin {plugin!r} adds {method} {path}, which plugin "
+                                  f"{owners[method, path]!r} already provides")
+            owners[method, path] = plugin
+    return routes
+
+
+def _page(page: UIPage) -> Route:
+    endpoint = page.endpoint
+
+    async def handle(request: Request) -> Response:
+        await check_form_csrf(request)
+        return await endpoint(request)
+
+    path = "/ui" + (page.path if page.path != "/" else "/")
+    return Route(path, handle, methods=list(page.methods),
+                 name=page.name or getattr(endpoint, "__name__", None))
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    extra_plugins: Sequence[tuple[str, Any]] = (),
+    console_log: bool = True,
+) -> Starlette:
+    """Build one Core: plugins, routes, OpenAPI, UI, middleware and lifespan."""
+    settings = settings or load_settings()
+    kernel = build_kernel(settings, extra_plugins)
+    cfg = settings.config.logging
+    redactor = configure_logging(settings.paths.logs_dir, level=cfg.level,
+                                 max_bytes=cfg.max_bytes, backup_count=cfg.backup_count,
+                                 secrets=[settings.install_token], console=console_log)
+    kernel.tokens.listeners.append(redactor.secrets.append)
+
+    api = _api_routes(kernel)
+    kernel.api_routes = [(plugin, route) for plugin, _, route in api]
+    limit = settings.config.limits.max_json_body_bytes
+    routes: list[BaseRoute] = [build_route(r, path, limit) for _, path, r in api]
+    routes += docs_routes(build_openapi(api, version=kernel.version, public_paths={"/healthz"}))
+
+    kernel.templates = Templates(kernel, kernel.hooks.ui_templates())
+    routes += [_page(page) for _, page in kernel.hooks.ui_pages(kernel)]
+    routes.append(Route("/", lambda request: RedirectResponse("/ui/", status_code=303)))
+    static = [("kernel", KERNEL_STATIC)] + [(d.name, d.path) for _, d in
+                                            kernel.hooks.static_dirs()]
+    routes += [Mount(f"/static/{name}", StaticFiles(directory=path), name=f"static-{name}")
+               for name, path in static]
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            await open_kernel(kernel)
+        except Exception as exc:
+            kernel.startup_error = exc
+            log.error("cannot start: %s", exc)
+            raise
+        try:
+            await kernel.sessions.load()
+            kernel.nav = await kernel.hooks.ui_nav(kernel)
+            kernel.entity_tabs = await kernel.hooks.ui_entity_tabs(kernel)
+            for plugin, job_type in await kernel.hooks.job_types(kernel):
+                if "." not in job_type.name:
+                    raise PluginError(f"plugin {plugin!r}: job type {job_type.name!r} must be "
+                                      f"namespaced as '<plugin>.<name>'")
+                kernel.job_types[job_type.name] = job_type
+            await kernel.events.start(lambda event: kernel.hooks.event(kernel, event))
+            try:
+                await kernel.hooks.startup(kernel)
+            except Exception as exc:
+                kernel.startup_error = exc
+                log.error("cannot start: %s", exc)
+                raise
+            log.info("FaceForge %s started; home %s; plugins: %s", kernel.version,
+                     settings.paths.home, ", ".join(p.name for p in kernel.plugins) or "none")
+            yield
+        finally:
+            await kernel.events.close_streams()
+            await kernel.hooks.shutdown(kernel)
+            await kernel.events.stop()
+            await kernel.db.close()
+            log.info("FaceForge stopped")
+
+    app = Starlette(
+        routes=routes,
+        middleware=[
+            Middleware(AccessMiddleware, access_log=cfg.access_log),
+            Middleware(AuthMiddleware, tokens=kernel.tokens, sessions=kernel.sessions),
+        ],
+        exception_handlers=EXCEPTION_HANDLERS,
+        lifespan=lifespan,
+    )
+    app.state.kernel = kernel
+    return app

@@ -1,0 +1,157 @@
+"""The one place hooks are called (tox's façade).
+
+pluggy is synchronous; implementations may be ``async def``.  Every call here runs the
+implementations in plugin order, awaits any awaitable result, and attributes failures to the
+plugin that raised them.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+from ff_plugin_sdk.types import (
+    ApiRoute,
+    AssetKind,
+    EntityTab,
+    Event,
+    JobType,
+    Migration,
+    NavEntry,
+    StaticDir,
+    StorageProviderType,
+    UIPage,
+)
+from kernel.errors import PluginError
+
+if TYPE_CHECKING:
+    from kernel.services import Kernel
+
+log = logging.getLogger("faceforge.hooks")
+
+
+class Hooks:
+    """Typed calls into the plugins registered on one plugin manager."""
+
+    def __init__(self, pm: pluggy.PluginManager) -> None:
+        self.pm = pm
+
+    # -- plumbing ------------------------------------------------------------------------
+    def _impls(self, name: str, reverse: bool = False) -> list[pluggy.HookImpl]:
+        impls = list(getattr(self.pm.hook, name).get_hookimpls())
+        # pluggy lists implementations last-registered first; plugin order is registration.
+        return impls if reverse else impls[::-1]
+
+    @staticmethod
+    def _invoke(impl: pluggy.HookImpl, name: str, kwargs: dict[str, Any]) -> Any:
+        try:
+            return impl.function(*[kwargs[a] for a in impl.argnames])
+        except Exception as exc:
+            raise PluginError(
+                f"plugin {impl.plugin_name!r} failed in {name}: {type(exc).__name__}: {exc}"
+            ) from exc
+
+    def call_sync(self, name: str, **kwargs: Any) -> list[tuple[str, Any]]:
+        """Call a hook whose implementations must be synchronous."""
+        results = []
+        for impl in self._impls(name):
+            result = self._invoke(impl, name, kwargs)
+            if inspect.isawaitable(result):
+                result.close()  # type: ignore[attr-defined]
+                raise PluginError(f"plugin {impl.plugin_name!r}: {name} must not be async")
+            if result is not None:
+                results.append((impl.plugin_name, result))
+        return results
+
+    async def call(self, name: str, reverse: bool = False, **kwargs: Any) -> list[tuple[str, Any]]:
+        """Call a hook, awaiting async implementations one after another in plugin order."""
+        results = []
+        for impl in self._impls(name, reverse):
+            result = self._invoke(impl, name, kwargs)
+            if inspect.isawaitable(result):
+                try:
+                    result = await result
+                except Exception as exc:
+                    raise PluginError(
+                        f"plugin {impl.plugin_name!r} failed in {name}: "
+                        f"{type(exc).__name__}: {exc}"
+                    ) from exc
+            if result is not None:
+                results.append((impl.plugin_name, result))
+        return results
+
+    @staticmethod
+    def _flatten(results: Iterable[tuple[str, Any]]) -> list[tuple[str, Any]]:
+        return [(plugin, item) for plugin, items in results for item in items]
+
+    # -- contribution --------------------------------------------------------------------
+    async def migrations(self) -> list[tuple[str, Migration]]:
+        return self._flatten(await self.call("faceforge_migrations"))
+
+    def routes(self, kernel: Kernel) -> list[tuple[str, ApiRoute]]:
+        return self._flatten(self.call_sync("faceforge_routes", kernel=kernel))
+
+    async def job_types(self, kernel: Kernel) -> list[tuple[str, JobType]]:
+        return self._flatten(await self.call("faceforge_job_types", kernel=kernel))
+
+    async def asset_kinds(self) -> list[tuple[str, AssetKind]]:
+        return self._flatten(await self.call("faceforge_asset_kinds"))
+
+    async def storage_providers(self) -> list[tuple[str, StorageProviderType]]:
+        return self._flatten(await self.call("faceforge_storage_providers"))
+
+    async def config_schemas(self) -> dict[str, dict[str, Any]]:
+        return dict(await self.call("faceforge_config_schema"))
+
+    def static_dirs(self) -> list[tuple[str, StaticDir]]:
+        return self._flatten(self.call_sync("faceforge_static_dirs"))
+
+    def ui_templates(self) -> list[Path]:
+        return [path for _, path in self._flatten(self.call_sync("faceforge_ui_templates"))]
+
+    async def ui_nav(self, kernel: Kernel) -> list[NavEntry]:
+        entries = [e for _, e in self._flatten(await self.call("faceforge_ui_nav", kernel=kernel))]
+        return sorted(entries, key=lambda e: (e.order, e.label))
+
+    def ui_pages(self, kernel: Kernel) -> list[tuple[str, UIPage]]:
+        return self._flatten(self.call_sync("faceforge_ui_pages", kernel=kernel))
+
+    async def ui_entity_tabs(self, kernel: Kernel) -> list[EntityTab]:
+        tabs = self._flatten(await self.call("faceforge_ui_entity_tabs", kernel=kernel))
+        return sorted((t for _, t in tabs), key=lambda t: (t.order, t.label))
+
+    # -- lifecycle -----------------------------------------------------------------------
+    async def startup(self, kernel: Kernel) -> None:
+        await self.call("faceforge_startup", kernel=kernel)
+
+    async def shutdown(self, kernel: Kernel) -> None:
+        """Every plugin gets its shutdown, even when an earlier one fails."""
+        for impl in self._impls("faceforge_shutdown", reverse=True):
+            try:
+                result = impl.function(*[{"kernel": kernel}[a] for a in impl.argnames])
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:
+                log.exception("plugin %r failed in faceforge_shutdown", impl.plugin_name)
+
+    # -- notification / processing -------------------------------------------------------
+    async def notify(self, name: str, **kwargs: Any) -> None:
+        """Deliver a notification to every subscriber; one failing does not stop the rest."""
+        for impl in self._impls(name):
+            try:
+                result = impl.function(*[kwargs[a] for a in impl.argnames])
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:
+                log.exception("plugin %r failed in %s", impl.plugin_name, name)
+
+    async def event(self, kernel: Kernel, event: Event) -> None:
+        await self.notify("faceforge_event", kernel=kernel, event=event)
+
+    async def asset_ingested(self, kernel: Kernel, asset: dict[str, Any]) -> None:
+        await self.notify("faceforge_asset_ingested", kernel=kernel, asset=asset)

@@ -1,0 +1,169 @@
+"""The plugin contract: every hook FaceForge calls.
+
+Each spec says when it is called, what it returns, and whether the implementation may be
+``async def``.  Hooks are called only through :class:`kernel.hooks.Hooks`, which awaits async
+results in plugin order; no spec uses ``firstresult``.  ``kernel`` is the running
+:class:`kernel.services.Kernel` (config, paths, database, events).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+from ff_plugin_sdk import PROJECT_NAME
+from ff_plugin_sdk.types import (
+    ApiRoute,
+    AssetKind,
+    EntityTab,
+    Event,
+    JobType,
+    Migration,
+    NavEntry,
+    StaticDir,
+    StorageProviderType,
+    UIPage,
+)
+
+if TYPE_CHECKING:
+    from kernel.services import Kernel
+
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+
+
+# --- contribution hooks: called once while the app is built or started -----------------
+
+
+@hookspec
+def faceforge_migrations() -> Sequence[Migration]:
+    """Contribute this plugin's schema migrations.
+
+    Called: once per start (and by ``faceforge migrate``), before ``faceforge_startup``.
+    Each migration runs once in its own transaction, recorded as (plugin, version).
+    Async: may be ``async def``.
+    """
+
+
+@hookspec
+def faceforge_routes(kernel: Kernel) -> Sequence[ApiRoute]:
+    """Contribute API routes, mounted under ``/v1``; each declares its permission scope.
+
+    Called: once per app build.  Async: no (the route table is built synchronously).
+    """
+
+
+@hookspec
+def faceforge_job_types(kernel: Kernel) -> Sequence[JobType]:
+    """Contribute namespaced job types (``<plugin>.<verb>``) and their handlers.
+
+    Called: once per start.  Async: may be ``async def``.
+    """
+
+
+@hookspec
+def faceforge_asset_kinds() -> Sequence[AssetKind]:
+    """Contribute asset kinds (``image.original``, ``model.lora``) and derived artefact kinds.
+
+    Called: once per start.  Async: may be ``async def``.
+    """
+
+
+@hookspec
+def faceforge_storage_providers() -> Sequence[StorageProviderType]:
+    """Contribute storage provider types (``fs``, ``s3``) by name.
+
+    Called: once per start, before storage is configured.  Async: may be ``async def``.
+    """
+
+
+@hookspec
+def faceforge_config_schema() -> dict[str, Any] | None:
+    """Return the JSON Schema of this plugin's settings, rendered as a form in the UI.
+
+    Called: when plugin settings are listed or validated.  Async: may be ``async def``.
+    """
+
+
+@hookspec
+def faceforge_static_dirs() -> Sequence[StaticDir]:
+    """Contribute folders of static files, served publicly at ``/static/<name>/``.
+
+    Called: once per app build.  Async: no.
+    """
+
+
+@hookspec
+def faceforge_ui_templates() -> Sequence[Path]:
+    """Contribute Jinja template folders; pages extend ``_base.html`` from the UI shell.
+
+    Called: once per app build.  Async: no.
+    """
+
+
+@hookspec
+def faceforge_ui_nav(kernel: Kernel) -> Sequence[NavEntry]:
+    """Contribute entries to the UI's main navigation.
+
+    Called: once per start; the nav is rendered from the result.  Async: may be ``async def``.
+    """
+
+
+@hookspec
+def faceforge_ui_pages(kernel: Kernel) -> Sequence[UIPage]:
+    """Contribute server-rendered pages, mounted under ``/ui`` behind the session login.
+
+    Called: once per app build.  Async: no.
+    """
+
+
+@hookspec
+def faceforge_ui_entity_tabs(kernel: Kernel) -> Sequence[EntityTab]:
+    """Contribute tabs (and plugin panels) to the entity detail page.
+
+    Called: once per start.  Async: may be ``async def``.
+    """
+
+
+# --- lifecycle hooks --------------------------------------------------------------------
+
+
+@hookspec
+def faceforge_startup(kernel: Kernel) -> None:
+    """Start this plugin's background work; the database is migrated and open.
+
+    Called: once, in the app lifespan, after migrations.  Async: may be ``async def``.
+    """
+
+
+@hookspec
+def faceforge_shutdown(kernel: Kernel) -> None:
+    """Stop this plugin's background work; the database is still open.
+
+    Called: once, in the app lifespan, in reverse plugin order.  Async: may be ``async def``.
+    """
+
+
+# --- notification hooks -----------------------------------------------------------------
+
+
+@hookspec
+def faceforge_event(kernel: Kernel, event: Event) -> None:
+    """An event was committed (``entity.created``, ``asset.created``, ``job.completed``...).
+
+    Called: after the transaction that recorded it commits, once per event, in id order.
+    A failing subscriber is logged and does not affect others.  Async: may be ``async def``.
+    """
+
+
+# --- processing hooks -------------------------------------------------------------------
+
+
+@hookspec
+def faceforge_asset_ingested(kernel: Kernel, asset: dict[str, Any]) -> None:
+    """An asset's bytes were stored: derive thumbnails, extract metadata.
+
+    Called: once per newly stored asset, after its row commits.  Async: may be ``async def``.
+    """

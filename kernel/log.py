@@ -1,0 +1,119 @@
+"""Logging: JSON lines to ``logs/core.log`` (rotated), readable lines on the console.
+
+Every record carries the correlation id of the work that caused it, and secrets are
+redacted before anything is written.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import logging.handlers
+import re
+import sys
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from kernel.correlation import correlation_id
+
+ROOT = "faceforge"
+_PATTERNS = [
+    re.compile(r"\bhf_[A-Za-z0-9]{6,}"),
+    re.compile(r"\bsk-[A-Za-z0-9_\-]{6,}"),
+    re.compile(r"(?i)(\btoken=)[^\s&\"']+"),
+    re.compile(r"(?i)(\bpassword=)[^\s&\"']+"),
+    re.compile(r"(?i)(\bauthorization[\"']?\s*[:=]\s*[\"']?)(bearer\s+)?[^\s\"',}]+"),
+    re.compile(r"(?i)(\bx-faceforge-token[\"']?\s*[:=]\s*[\"']?)[^\s\"',}]+"),
+]
+REDACTED = "[REDACTED]"
+#: LogRecord attributes that are not user context.
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+
+
+class Redactor:
+    """Replaces known secrets and secret-shaped strings."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        self.secrets = [s for s in secrets if s]
+
+    def __call__(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, REDACTED)
+        for pattern in _PATTERNS:
+            text = pattern.sub(lambda m: (m.group(1) if m.groups() else "") + REDACTED, text)
+        return text
+
+
+class _ContextFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "correlation_id"):
+            record.correlation_id = correlation_id.get()
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    def __init__(self, redact: Redactor) -> None:
+        super().__init__()
+        self.redact = redact
+
+    def format(self, record: logging.LogRecord) -> str:
+        context = {k: v for k, v in vars(record).items()
+                   if k not in _STANDARD and k != "correlation_id"}
+        entry: dict[str, Any] = {
+            "timestamp": datetime.fromtimestamp(record.created, UTC).isoformat(
+                timespec="milliseconds").replace("+00:00", "Z"),
+            "level": record.levelname,
+            "logger": record.name,
+            "correlation_id": getattr(record, "correlation_id", None),
+            "message": record.getMessage(),
+            "context": context,
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return self.redact(json.dumps(entry, default=str, ensure_ascii=False))
+
+
+class ConsoleFormatter(logging.Formatter):
+    def __init__(self, redact: Redactor) -> None:
+        super().__init__("%(asctime)s %(levelname)-7s %(name)s [%(correlation_id)s] %(message)s",
+                         datefmt="%H:%M:%S")
+        self.redact = redact
+
+    def format(self, record: logging.LogRecord) -> str:
+        return self.redact(super().format(record))
+
+
+def configure_logging(
+    logs_dir: Path,
+    *,
+    level: str = "INFO",
+    max_bytes: int = 10 * 1024 * 1024,
+    backup_count: int = 5,
+    secrets: Iterable[str] = (),
+    console: bool = True,
+) -> Redactor:
+    """(Re)install the handlers of the ``faceforge`` logger; returns the redactor in use."""
+    redact = Redactor(secrets)
+    logger = logging.getLogger(ROOT)
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+        handler.close()
+    logger.setLevel(level.upper())
+    logger.propagate = False
+    context = _ContextFilter()
+
+    logs_dir.mkdir(parents=True, exist_ok=True)
+    file_handler = logging.handlers.RotatingFileHandler(
+        logs_dir / "core.log", maxBytes=max_bytes, backupCount=backup_count, encoding="utf-8"
+    )
+    file_handler.setFormatter(JsonFormatter(redact))
+    file_handler.addFilter(context)
+    logger.addHandler(file_handler)
+    if console:
+        stream = logging.StreamHandler(sys.stderr)
+        stream.setFormatter(ConsoleFormatter(redact))
+        stream.addFilter(context)
+        logger.addHandler(stream)
+    return redact

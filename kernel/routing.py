@@ -1,0 +1,123 @@
+"""Turning a plugin's :class:`ApiRoute` into a Starlette route.
+
+The wrapper checks the caller's scope, decodes query and body with msgspec (422 naming the
+failing path), calls the endpoint and encodes what it returns.  Plugins never touch JSON.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from functools import cache
+from typing import Any
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from ff_plugin_sdk.types import ApiRoute
+from kernel.auth import require_scope
+from kernel.errors import BadRequest, PayloadTooLarge, ValidationFailed
+
+_AT = re.compile(r" - at `(.*)`$")
+
+
+def validation_error(exc: msgspec.ValidationError, root: str = "$") -> ValidationFailed:
+    """msgspec's "Expected `str`, got `int` - at `$.name`" -> 422 with the path in details."""
+    text = str(exc)
+    match = _AT.search(text)
+    path = match.group(1) if match else root
+    if root != "$" and path.startswith("$"):
+        path = root + path[1:]
+    why = text[: match.start()] if match else text
+    return ValidationFailed(f"invalid {path}: {why}", details=[{"path": path, "message": why}])
+
+
+@cache
+def _list_fields(query_type: type) -> frozenset[str]:
+    info = msgspec.inspect.type_info(query_type)
+    names = set()
+    for f in getattr(info, "fields", ()):
+        ftype = f.type
+        if isinstance(ftype, msgspec.inspect.UnionType):
+            ftype = next((t for t in ftype.types if not isinstance(t, msgspec.inspect.NoneType)),
+                         ftype)
+        if isinstance(ftype, msgspec.inspect.ListType | msgspec.inspect.SetType):
+            names.add(f.encode_name)
+    return frozenset(names)
+
+
+def decode_query(request: Request, query_type: type) -> Any:
+    """Query string -> Struct; repeatable params become lists; unknown params are ignored."""
+    params = request.query_params
+    lists = _list_fields(query_type)
+    raw: dict[str, Any] = {}
+    for key in params:
+        raw[key] = params.getlist(key) if key in lists else params[key]
+    try:
+        return msgspec.convert(raw, query_type, strict=False)
+    except msgspec.ValidationError as exc:
+        raise validation_error(exc, root="query") from exc
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The whole body, refusing more than ``limit`` bytes before reading it all."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"request body is {declared} bytes; the limit is {limit}")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def decode_body(request: Request, body_type: Any, limit: int) -> Any:
+    ctype = request.headers.get("content-type", "application/json").split(";")[0].strip()
+    if ctype not in ("application/json", "") and not ctype.endswith("+json"):
+        raise BadRequest(f"expected an application/json body, got {ctype!r}",
+                         code="unsupported_media_type", status=415)
+    data = await read_body(request, limit)
+    if not data.strip():
+        raise BadRequest("the request needs a JSON body", code="invalid_json")
+    try:
+        return msgspec.json.decode(data, type=body_type)
+    except msgspec.ValidationError as exc:
+        raise validation_error(exc) from exc
+    except msgspec.DecodeError as exc:
+        raise BadRequest(f"malformed JSON: {exc}", code="invalid_json") from exc
+
+
+_encoder = msgspec.json.Encoder()
+
+
+def render(result: Any, status: int) -> Response:
+    if isinstance(result, Response):
+        return result
+    if result is None:
+        return Response(status_code=204)
+    return Response(_encoder.encode(result), status_code=status, media_type="application/json")
+
+
+def build_route(api: ApiRoute, path: str, body_limit: int) -> Route:
+    """Wrap ``api.endpoint`` with scope check, decoding and encoding."""
+    endpoint = api.endpoint
+    scope = api.scope
+
+    async def handle(request: Request) -> Response:
+        require_scope(request, scope)
+        kwargs: dict[str, Any] = {}
+        if api.query is not None:
+            kwargs["query"] = decode_query(request, api.query)
+        if api.body is not None:
+            kwargs["body"] = await decode_body(request, api.body, body_limit)
+        return render(await endpoint(request, **kwargs), api.status_code)
+
+    return Route(path, handle, methods=list(api.methods),
+                 name=getattr(endpoint, "__name__", None))
+
+
+Endpoint = Callable[[Request], Awaitable[Any]]

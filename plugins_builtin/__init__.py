@@ -1,0 +1,1 @@
+"""Built-in feature plugins, each registered through its own entry point."""

@@ -1,0 +1,1 @@
+"""Entities: the primary identity objects (spec §7.1)."""

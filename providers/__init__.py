@@ -1,0 +1,1 @@
+"""Storage providers (filesystem, S3, managed SeaweedFS) behind one interface."""
