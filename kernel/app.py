@@ -101,7 +101,7 @@ def create_app(
     kernel.tokens.listeners.append(redactor.secrets.append)
 
     api = _api_routes(kernel)
-    kernel.api_routes = [(plugin, route) for plugin, _, route in api]
+    kernel.api_routes = api
     limit = settings.config.limits.max_json_body_bytes
     routes: list[BaseRoute] = [build_route(r, path, limit) for _, path, r in api]
     routes += docs_routes(build_openapi(api, version=kernel.version, public_paths={"/healthz"}))

@@ -37,8 +37,8 @@ class Kernel:
     sessions: SessionStore
     version: str = __version__
     started_at: float = field(default_factory=time.time)
-    #: every /v1 route with the plugin that contributed it (for OpenAPI)
-    api_routes: list[tuple[str, ApiRoute]] = field(default_factory=list)
+    #: every API route as (plugin, full path, route)
+    api_routes: list[tuple[str, str, ApiRoute]] = field(default_factory=list)
     templates: Templates | None = None
     nav: list[NavEntry] = field(default_factory=list)
     entity_tabs: list[EntityTab] = field(default_factory=list)

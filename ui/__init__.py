@@ -1,1 +1,40 @@
-"""The UI shell."""
+"""The UI shell: base layout, navigation from hooks, login, error pages, static files.
+
+Registered through its entry point like any plugin; feature pages extend ``_base.html``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ff_plugin_sdk import NavEntry, StaticDir, hookimpl
+from ui import pages
+
+HERE = Path(__file__).parent
+HTMX = "vendor/htmx-2.0.11.min.js"
+
+
+@hookimpl
+def faceforge_ui_templates() -> list[Path]:
+    return [HERE / "templates"]
+
+
+@hookimpl
+def faceforge_static_dirs() -> list[StaticDir]:
+    return [StaticDir(name="ui", path=HERE / "static")]
+
+
+@hookimpl
+def faceforge_ui_pages(kernel: Any) -> list[Any]:
+    return pages.pages(kernel)
+
+
+@hookimpl
+def faceforge_ui_nav(kernel: Any) -> list[NavEntry]:
+    return [NavEntry(label="System", href="/ui/system", order=900)]
+
+
+@hookimpl
+def faceforge_startup(kernel: Any) -> None:
+    kernel.error_page = pages.error_page_renderer(kernel)

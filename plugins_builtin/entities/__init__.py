@@ -1,1 +1,51 @@
-"""Entities: the primary identity objects (spec §7.1)."""
+"""Entities: the primary identity objects (spec §7.1) — API, UI pages and Overview tab."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ff_plugin_sdk import ApiRoute, EntityTab, Migration, NavEntry, UIPage, hookimpl
+from plugins_builtin.entities import api, ui
+from plugins_builtin.entities.schema import MIGRATIONS
+from plugins_builtin.entities.store import EntityStore
+
+SERVICE = "entities.store"
+
+
+def store_for(kernel: Any) -> EntityStore:
+    """The store of this kernel, published so other plugins can look entities up."""
+    if SERVICE not in kernel.services:
+        kernel.services[SERVICE] = EntityStore(kernel)
+    return kernel.services[SERVICE]
+
+
+@hookimpl
+def faceforge_migrations() -> list[Migration]:
+    return MIGRATIONS
+
+
+@hookimpl
+def faceforge_routes(kernel: Any) -> list[ApiRoute]:
+    return api.routes(store_for(kernel))
+
+
+@hookimpl
+def faceforge_ui_templates() -> list[Path]:
+    return [Path(__file__).parent / "templates"]
+
+
+@hookimpl
+def faceforge_ui_nav(kernel: Any) -> list[NavEntry]:
+    return [NavEntry(label="Entities", href="/ui/entities", order=10)]
+
+
+@hookimpl
+def faceforge_ui_pages(kernel: Any) -> list[UIPage]:
+    return ui.pages(kernel, store_for(kernel))
+
+
+@hookimpl
+def faceforge_ui_entity_tabs(kernel: Any) -> list[EntityTab]:
+    return [EntityTab(id="overview", label="Overview", order=0,
+                      render=ui.overview_renderer(kernel))]

@@ -1,0 +1,206 @@
+"""The entities pages: list/gallery with live search, create/edit forms, detail with tabs."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from ff_plugin_sdk import EntityTab, FaceForgeError, NotFound, UIPage, ValidationFailed
+from plugins_builtin.entities.api import EntityCreate, check_id, normalize
+from plugins_builtin.entities.store import SORTS, EntityStore
+
+SORT_CHOICES = [
+    ("created_at:desc", "Newest first"), ("created_at:asc", "Oldest first"),
+    ("updated_at:desc", "Recently updated"), ("display_name:asc", "Name A–Z"),
+    ("display_name:desc", "Name Z–A"),
+]
+PAGE_SIZE = 48
+
+
+def split_list(text: str) -> list[str]:
+    """"a, b" or one per line -> ["a", "b"]."""
+    return [p.strip() for p in text.replace("\n", ",").split(",") if p.strip()]
+
+
+def format_fields(fields: dict[str, Any]) -> str:
+    return "\n".join(f"{k}: {v if isinstance(v, str) else msgspec.json.encode(v).decode()}"
+                     for k, v in fields.items())
+
+
+def parse_fields(text: str) -> tuple[dict[str, Any], str | None]:
+    """``key: value`` lines; a value that is valid JSON (number, true, list...) keeps its type."""
+    fields: dict[str, Any] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        key, sep, value = line.partition(":")
+        if not sep or not key.strip():
+            return fields, f"line {number}: write each field as 'name: value'"
+        value = value.strip()
+        try:
+            parsed: Any = msgspec.json.decode(value) if value else ""
+        except msgspec.DecodeError:
+            parsed = value
+        fields[key.strip()] = parsed
+    return fields, None
+
+
+def form_to_entity(form: Any) -> tuple[dict[str, Any], dict[str, str]]:
+    """Form fields -> (entity data, {field: message}); validated like the API's body."""
+    errors: dict[str, str] = {}
+    fields, fields_error = parse_fields(str(form.get("fields") or ""))
+    if fields_error:
+        errors["fields"] = fields_error
+    data = {
+        "display_name": str(form.get("display_name") or ""),
+        "aliases": split_list(str(form.get("aliases") or "")),
+        "tags": split_list(str(form.get("tags") or "")),
+        "fields": fields,
+    }
+    try:
+        normalize(data)
+        msgspec.convert(data, EntityCreate)
+    except ValidationFailed:  # raised for a blank name
+        errors["display_name"] = "A name is required."
+    except msgspec.ValidationError as exc:
+        text = str(exc)
+        field = next((f for f in ("display_name", "aliases", "tags", "fields") if f in text),
+                     "display_name")
+        errors.setdefault(field, text.split(" - at ")[0])
+    return data, errors
+
+
+def overview_renderer(kernel: Any) -> Any:
+    async def render(request: Request, entity: dict[str, Any]) -> str:
+        return kernel.templates.render_string(request, "entities/_overview.html",
+                                              {"entity": entity})
+
+    return render
+
+
+def pages(kernel: Any, store: EntityStore) -> list[UIPage]:
+    def render(request: Request, name: str, ctx: dict[str, Any], **kw: Any) -> Response:
+        return kernel.templates.render(request, name, ctx, **kw)
+
+    async def list_page(request: Request) -> Response:
+        params = request.query_params
+        q = params.get("q", "")
+        tags = [t for raw in params.getlist("tag") for t in split_list(raw)]
+        sort = params.get("sort", "created_at:desc")
+        sort_by, _, order = sort.partition(":")
+        if sort_by not in SORTS or order not in ("asc", "desc"):
+            sort_by, order, sort = "created_at", "desc", "created_at:desc"
+        view = "gallery" if params.get("view") == "gallery" else "list"
+        state = "deleted" if params.get("state") == "deleted" else "active"
+        cursor = params.get("cursor") or None
+        filtered = bool(q.strip() or tags or state == "deleted")
+        try:
+            result = await store.list(
+                limit=PAGE_SIZE, cursor=cursor, sort_by=sort_by, sort_order=order, q=q,
+                tags=tags, deleted="only" if state == "deleted" else "exclude",
+                include_total=filtered and not cursor)
+        except FaceForgeError:  # a stale cursor after the sort changed: start over
+            result = await store.list(limit=PAGE_SIZE, sort_by=sort_by, sort_order=order,
+                                      q=q, tags=tags,
+                                      deleted="only" if state == "deleted" else "exclude")
+            cursor = None
+
+        def link(**change: Any) -> str:
+            query = {"q": q, "tag": ",".join(tags), "sort": sort, "view": view,
+                     "state": state} | change
+            return "/ui/entities?" + urlencode({k: v for k, v in query.items() if v})
+
+        return render(request, "entities/list.html", {
+            "items": result.rows, "next_cursor": result.next_cursor, "total": result.total,
+            "q": q, "tags": tags, "sort": sort, "sorts": SORT_CHOICES, "view": view,
+            "state": state, "cursor": cursor, "link": link,
+            "top_tags": await store.all_tags(30), "notice": params.get("notice"),
+        }, block="results")
+
+    async def new_form(request: Request) -> Response:
+        return render(request, "entities/form.html", {
+            "entity": None, "values": {"display_name": "", "aliases": "", "tags": "",
+                                       "fields": ""}, "errors": {}})
+
+    async def create(request: Request) -> Response:
+        form = await request.form()
+        data, errors = form_to_entity(form)
+        if errors:
+            return render(request, "entities/form.html", {
+                "entity": None, "values": dict(form), "errors": errors},
+                block="form", status=422)
+        entity = await store.create({**data, "plugin_data": {},
+                                     "primary_thumbnail_asset_id": None})
+        return _redirect(request, f"/ui/entities/{entity['entity_id']}?notice=created")
+
+    async def detail(request: Request) -> Response:
+        entity = await store.get(check_id(request.path_params["entity_id"]),
+                                 include_deleted=True)
+        tabs: list[EntityTab] = kernel.entity_tabs
+        tab_id = request.query_params.get("tab") or (tabs[0].id if tabs else "")
+        tab = next((t for t in tabs if t.id == tab_id), None)
+        if tab is None:
+            raise NotFound(f"this entity has no tab {tab_id!r}", code="tab_not_found")
+        return render(request, "entities/detail.html", {
+            "entity": entity, "tabs": tabs, "tab": tab,
+            "panel": await tab.render(request, entity),
+            "notice": request.query_params.get("notice"),
+        }, block="tab_panel")
+
+    async def edit_form(request: Request) -> Response:
+        entity = await store.get(check_id(request.path_params["entity_id"]))
+        return render(request, "entities/form.html", {"entity": entity, "errors": {}, "values": {
+            "display_name": entity["display_name"], "aliases": ", ".join(entity["aliases"]),
+            "tags": ", ".join(entity["tags"]), "fields": format_fields(entity["fields"])}})
+
+    async def edit(request: Request) -> Response:
+        entity_id = check_id(request.path_params["entity_id"])
+        entity = await store.get(entity_id)
+        form = await request.form()
+        data, errors = form_to_entity(form)
+        if errors:
+            return render(request, "entities/form.html", {
+                "entity": entity, "values": dict(form), "errors": errors},
+                block="form", status=422)
+        await store.update(entity_id, data, {})
+        return _redirect(request, f"/ui/entities/{entity_id}?notice=saved")
+
+    async def delete_form(request: Request) -> Response:
+        entity = await store.get(check_id(request.path_params["entity_id"]))
+        return render(request, "entities/delete.html", {"entity": entity})
+
+    async def delete(request: Request) -> Response:
+        entity_id = check_id(request.path_params["entity_id"])
+        await store.set_deleted(entity_id, True)
+        return _redirect(request, "/ui/entities?" + urlencode({"notice": "deleted"}))
+
+    async def restore(request: Request) -> Response:
+        entity_id = check_id(request.path_params["entity_id"])
+        await store.set_deleted(entity_id, False)
+        return _redirect(request, f"/ui/entities/{entity_id}?notice=restored")
+
+    one = "/entities/{entity_id}"
+    return [
+        UIPage(path="/entities", endpoint=list_page, name="entities-list"),
+        UIPage(path="/entities/new", endpoint=new_form, name="entities-new"),
+        UIPage(path="/entities/new", endpoint=create, methods=["POST"], name="entities-create"),
+        UIPage(path=one, endpoint=detail, name="entities-detail"),
+        UIPage(path=one + "/edit", endpoint=edit_form, name="entities-edit"),
+        UIPage(path=one + "/edit", endpoint=edit, methods=["POST"], name="entities-update"),
+        UIPage(path=one + "/delete", endpoint=delete_form, name="entities-delete"),
+        UIPage(path=one + "/delete", endpoint=delete, methods=["POST"],
+               name="entities-delete-post"),
+        UIPage(path=one + "/restore", endpoint=restore, methods=["POST"],
+               name="entities-restore"),
+    ]
+
+
+def _redirect(request: Request, url: str) -> Response:
+    """After a form post: a normal redirect, or HX-Location for htmx (no double render)."""
+    if "hx-request" in request.headers:
+        return Response(status_code=200, headers={"HX-Redirect": url})
+    return RedirectResponse(url, status_code=303)

@@ -1,0 +1,100 @@
+"""Login, logout, the landing redirect, the system page and error pages."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from ff_plugin_sdk import UIPage
+from kernel.auth import SESSION_COOKIE, principal_of
+from kernel.templating import is_htmx
+
+_TITLES = {400: "Bad request", 401: "Sign in needed", 403: "Not allowed", 404: "Not found",
+           405: "Not allowed", 409: "Conflict", 413: "Too large", 422: "Invalid input",
+           500: "Something went wrong"}
+
+
+def safe_next(target: str | None) -> str:
+    """Only same-site paths: never redirect a signed-in user to another host."""
+    if not target or not target.startswith("/") or target.startswith("//"):
+        return "/ui/"
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or "\\" in target:
+        return "/ui/"
+    return target
+
+
+def pages(kernel: Any) -> list[UIPage]:
+    def render(request: Request, name: str, ctx: dict[str, Any], **kw: Any) -> Response:
+        return kernel.templates.render(request, name, ctx, **kw)
+
+    async def home(request: Request) -> Response:
+        first = next((e.href for e in kernel.nav if e.href.startswith("/ui/")), "/ui/system")
+        return RedirectResponse(first, status_code=303)
+
+    async def login_form(request: Request) -> Response:
+        if principal_of(request) is not None:
+            return RedirectResponse(safe_next(request.query_params.get("next")), 303)
+        return render(request, "login.html", {"next": request.query_params.get("next", ""),
+                                              "error": None})
+
+    async def login(request: Request) -> Response:
+        form = await request.form()
+        token = str(form.get("token") or "").strip()
+        target = safe_next(str(form.get("next") or ""))
+        if not token or not kernel.tokens.matches(token):
+            return render(request, "login.html", {
+                "next": target, "error": "That token is not this install's token. "
+                "Run 'faceforge token' on the machine running Core to see it."}, status=401)
+        session_id, _ = await kernel.sessions.create()
+        response = RedirectResponse(target, status_code=303)
+        response.set_cookie(
+            SESSION_COOKIE, session_id, httponly=True, samesite="strict", path="/",
+            secure=request.url.scheme == "https",
+            max_age=int(kernel.sessions.ttl.total_seconds()))
+        return response
+
+    async def logout_form(request: Request) -> Response:
+        return render(request, "logout.html", {})
+
+    async def logout(request: Request) -> Response:
+        principal = principal_of(request)
+        if principal is not None and principal.session_id:
+            await kernel.sessions.delete(principal.session_id)
+        response = RedirectResponse("/ui/login", status_code=303)
+        response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
+        return response
+
+    async def system(request: Request) -> Response:
+        return render(request, "system.html", {
+            "kernel": kernel, "uptime": int(time.time() - kernel.started_at),
+            "routes": sorted({(path, plugin) for plugin, path, _ in kernel.api_routes}),
+        })
+
+    return [
+        UIPage(path="/", endpoint=home, name="ui-home"),
+        UIPage(path="/login", endpoint=login_form, name="ui-login"),
+        UIPage(path="/login", endpoint=login, methods=["POST"], name="ui-login-post"),
+        UIPage(path="/logout", endpoint=logout_form, name="ui-logout"),
+        UIPage(path="/logout", endpoint=logout, methods=["POST"], name="ui-logout-post"),
+        UIPage(path="/system", endpoint=system, name="ui-system"),
+    ]
+
+
+def error_page_renderer(kernel: Any) -> Callable[[Request, int, str], Awaitable[Response]]:
+    """Errors under /ui render inside the layout; an htmx request gets the fragment only,
+    retargeted at the main area so the user sees it."""
+
+    async def error_page(request: Request, status: int, message: str) -> Response:
+        headers = {"HX-Retarget": "#main", "HX-Reswap": "innerHTML"} if is_htmx(request) else {}
+        return kernel.templates.render(
+            request, "error.html",
+            {"status": status, "title": _TITLES.get(status, "Error"), "message": message},
+            block="content", status=status, headers=headers)
+
+    return error_page
