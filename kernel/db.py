@@ -52,7 +52,7 @@ class Transaction:
         return list(await self.conn.execute_fetchall(sql, params))
 
     async def fetchone(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Any:
-        rows = await self.conn.execute_fetchall(sql, params)
+        rows = list(await self.conn.execute_fetchall(sql, params))
         return rows[0] if rows else None
 
     def after_commit(self, callback: Callable[[], Any]) -> None:

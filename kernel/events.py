@@ -83,7 +83,8 @@ class EventBus:
 
     async def list(self, after: int = 0, type_prefix: str | None = None,
                    limit: int = 100) -> list[Event]:
-        sql, params = "SELECT * FROM events WHERE id > ?", [after]
+        sql = "SELECT * FROM events WHERE id > ?"
+        params: list[Any] = [after]
         if type_prefix:
             # prefix match without LIKE wildcards leaking from user input
             sql += " AND substr(type, 1, ?) = ?"

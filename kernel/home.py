@@ -16,8 +16,8 @@ DB_FILENAME = "core.sqlite3"
 def default_home(env: Mapping[str, str], platform: str = sys.platform) -> Path:
     """The per-user data directory; never the working directory."""
     if platform.startswith("win"):
-        base = env.get("LOCALAPPDATA") or str(Path.home() / "AppData" / "Local")
-        return Path(base) / "FaceForge"
+        local = env.get("LOCALAPPDATA")
+        return (Path(local) if local else Path.home() / "AppData" / "Local") / "FaceForge"
     if platform == "darwin":
         return Path.home() / "Library" / "Application Support" / "FaceForge"
     xdg = env.get("XDG_DATA_HOME")

@@ -43,9 +43,11 @@ class Hooks:
 
     # -- plumbing ------------------------------------------------------------------------
     def _impls(self, name: str, reverse: bool = False) -> list[pluggy.HookImpl]:
-        impls = list(getattr(self.pm.hook, name).get_hookimpls())
-        # pluggy lists implementations last-registered first; plugin order is registration.
-        return impls if reverse else impls[::-1]
+        # pluggy lists implementations in registration order (it *calls* them last-registered
+        # first); plugin order is registration order, with tryfirst/trylast still honoured.
+        impls = sorted(getattr(self.pm.hook, name).get_hookimpls(),
+                       key=lambda impl: (not impl.tryfirst, impl.trylast))
+        return impls[::-1] if reverse else impls
 
     @staticmethod
     def _invoke(impl: pluggy.HookImpl, name: str, kwargs: dict[str, Any]) -> Any:

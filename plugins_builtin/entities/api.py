@@ -50,7 +50,7 @@ class EntityPatch(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     tags: Annotated[list[Label], Meta(max_length=100)] | UnsetType = UNSET
     fields: dict[FieldKey, Any] | UnsetType = UNSET
     plugin_data: dict[PluginKey, dict[str, Any] | None] | UnsetType = UNSET
-    primary_thumbnail_asset_id: EntityId | None | UnsetType = UNSET
+    primary_thumbnail_asset_id: EntityId | UnsetType | None = UNSET
 
 
 class EntityPage(msgspec.Struct, kw_only=True):
