@@ -203,7 +203,9 @@ class AuthMiddleware:
         if principal is None and not is_public(path):
             response = self._refuse(path, scope.get("query_string", b""), headers)
         elif (principal is not None and principal.kind == "session"
-              and scope["method"] not in SAFE_METHODS):
+              and scope["method"] not in SAFE_METHODS and not is_public(path)):
+            # public paths need no credentials, so a CSRF token there protects nothing;
+            # it would only turn a second sign-in (a stale login tab) into a 403
             given = headers.get(CSRF_HEADER.encode(), b"").decode("latin-1")
             if not (given and hmac.compare_digest(given, principal.csrf_token or "")):
                 ctype = headers.get(b"content-type", b"")

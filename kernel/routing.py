@@ -20,17 +20,20 @@ from ff_plugin_sdk.types import ApiRoute
 from kernel.auth import require_scope
 from kernel.errors import BadRequest, PayloadTooLarge, ValidationFailed
 
-_AT = re.compile(r" - at `(.*)`$")
+# msgspec ends with " - at `$.a`", or " - at `key` in `$.a`" when a mapping key is wrong
+_AT = re.compile(r" - at (`key` in )?`([^`]*)`$")
 
 
 def validation_error(exc: msgspec.ValidationError, root: str = "$") -> ValidationFailed:
     """msgspec's "Expected `str`, got `int` - at `$.name`" -> 422 with the path in details."""
     text = str(exc)
     match = _AT.search(text)
-    path = match.group(1) if match else root
+    path = match.group(2) if match else root
     if root != "$" and path.startswith("$"):
         path = root + path[1:]
     why = text[: match.start()] if match else text
+    if match and match.group(1):
+        why += " (in a key)"
     return ValidationFailed(f"invalid {path}: {why}", details=[{"path": path, "message": why}])
 
 
@@ -86,6 +89,12 @@ async def decode_body(request: Request, body_type: Any, limit: int) -> Any:
     try:
         return msgspec.json.decode(data, type=body_type)
     except msgspec.ValidationError as exc:
+        # a typed decode stops at the first wrong type, before seeing that ``[1,`` is
+        # truncated: malformed JSON must still be a 400, whatever its first value
+        try:
+            msgspec.json.decode(data)
+        except msgspec.DecodeError as malformed:
+            raise BadRequest(f"malformed JSON: {malformed}", code="invalid_json") from exc
         raise validation_error(exc) from exc
     except msgspec.DecodeError as exc:
         raise BadRequest(f"malformed JSON: {exc}", code="invalid_json") from exc

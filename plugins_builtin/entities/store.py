@@ -117,7 +117,8 @@ class EntityStore:
                 return ListResult([], None, 0 if include_total else None)
             where.append("rowid IN (SELECT rowid FROM entities_fts WHERE entities_fts MATCH ?)")
             params.append(match)
-        for tag in dict.fromkeys(t.strip() for t in tags if t.strip()):
+        # tags are indexed casefolded: COLLATE NOCASE alone folds ASCII only ("É" != "é")
+        for tag in dict.fromkeys(t.strip().casefold() for t in tags if t.strip()):
             where.append("entity_id IN (SELECT entity_id FROM entity_tags WHERE tag = ?)")
             params.append(tag)
         filters, filter_params = list(where), list(params)
@@ -170,7 +171,7 @@ class EntityStore:
         if entity["tags"]:
             await tx.executemany(
                 "INSERT OR IGNORE INTO entity_tags (entity_id, tag) VALUES (?, ?)",
-                [(entity["entity_id"], t) for t in entity["tags"]])
+                [(entity["entity_id"], t.casefold()) for t in entity["tags"]])
 
     async def create(self, entity: dict[str, Any]) -> dict[str, Any]:
         now = utc_now()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import urlencode
 
@@ -19,6 +20,9 @@ SORT_CHOICES = [
     ("display_name:desc", "Name Z–A"),
 ]
 PAGE_SIZE = 48
+#: a textarea's line breaks (browsers send CRLF); not str.splitlines, which also splits
+#: at U+2028, form feeds... that a field value may hold
+_NEWLINE = re.compile(r"\r\n|\r|\n")
 
 
 def split_list(text: str) -> list[str]:
@@ -27,14 +31,27 @@ def split_list(text: str) -> list[str]:
 
 
 def format_fields(fields: dict[str, Any]) -> str:
-    return "\n".join(f"{k}: {v if isinstance(v, str) else msgspec.json.encode(v).decode()}"
+    """The inverse of :func:`parse_fields`: saving the form unchanged keeps every value."""
+    return "\n".join(f"{k}: {v if _plain(v) else msgspec.json.encode(v).decode()}"
                      for k, v in fields.items())
+
+
+def _plain(value: Any) -> bool:
+    """A string that parse_fields reads back as itself; others are written as JSON
+    ("1815", "true" or "null" would change type; a line break would split the line)."""
+    if not isinstance(value, str) or value != value.strip() or _NEWLINE.search(value):
+        return False
+    try:
+        msgspec.json.decode(value)
+    except msgspec.DecodeError:
+        return True
+    return value == ""
 
 
 def parse_fields(text: str) -> tuple[dict[str, Any], str | None]:
     """``key: value`` lines; a value that is valid JSON (number, true, list...) keeps its type."""
     fields: dict[str, Any] = {}
-    for number, line in enumerate(text.splitlines(), 1):
+    for number, line in enumerate(_NEWLINE.split(text), 1):
         if not line.strip():
             continue
         key, sep, value = line.partition(":")
