@@ -31,10 +31,12 @@ async def running(app: Starlette, token: str | None) -> AsyncIterator[httpx.Asyn
     """Run the app's lifespan and yield a client talking to it in-process."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver",
-                                     headers=headers) as client:
-            yield client
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://testserver",
+                          headers=headers) as client,
+    ):
+        yield client
 
 
 AppFactory = Callable[..., Starlette]
