@@ -23,6 +23,7 @@ PAGE_SIZE = 48
 #: a textarea's line breaks (browsers send CRLF); not str.splitlines, which also splits
 #: at U+2028, form feeds... that a field value may hold
 _NEWLINE = re.compile(r"\r\n|\r|\n")
+_KEY_DECODER = msgspec.json.Decoder(str)
 
 
 def split_list(text: str) -> list[str]:
@@ -32,8 +33,15 @@ def split_list(text: str) -> list[str]:
 
 def format_fields(fields: dict[str, Any]) -> str:
     """The inverse of :func:`parse_fields`: saving the form unchanged keeps every value."""
-    return "\n".join(f"{k}: {v if _plain(v) else msgspec.json.encode(v).decode()}"
+    return "\n".join(f"{_key(k)}: {v if _plain(v) else msgspec.json.encode(v).decode()}"
                      for k, v in fields.items())
+
+
+def _key(key: str) -> str:
+    """A name with a colon, a quote or edge spaces is written as a JSON string."""
+    if ":" in key or key.startswith('"') or key != key.strip() or _NEWLINE.search(key):
+        return msgspec.json.encode(key).decode()
+    return key
 
 
 def _plain(value: Any) -> bool:
@@ -54,7 +62,7 @@ def parse_fields(text: str) -> tuple[dict[str, Any], str | None]:
     for number, line in enumerate(_NEWLINE.split(text), 1):
         if not line.strip():
             continue
-        key, sep, value = line.partition(":")
+        key, sep, value = _split_key(line)
         if not sep or not key.strip():
             return fields, f"line {number}: write each field as 'name: value'"
         value = value.strip()
@@ -62,8 +70,25 @@ def parse_fields(text: str) -> tuple[dict[str, Any], str | None]:
             parsed: Any = msgspec.json.decode(value) if value else ""
         except msgspec.DecodeError:
             parsed = value
-        fields[key.strip()] = parsed
+        fields[key if line.lstrip().startswith('"') else key.strip()] = parsed
     return fields, None
+
+
+def _split_key(line: str) -> tuple[str, str, str]:
+    """``name: value``, or ``"a name: with colon": value`` (a JSON string key)."""
+    stripped = line.lstrip()
+    if stripped.startswith('"'):
+        end = 0
+        while (end := stripped.find('"', end + 1)) != -1:
+            try:
+                key = _KEY_DECODER.decode(stripped[: end + 1])
+            except msgspec.DecodeError:
+                continue  # an escaped quote inside the key
+            rest = stripped[end + 1:].lstrip()
+            if rest.startswith(":"):
+                return key, ":", rest[1:]
+            break
+    return line.partition(":")
 
 
 def form_to_entity(form: Any) -> tuple[dict[str, Any], dict[str, str]]:
