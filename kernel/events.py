@@ -33,7 +33,8 @@ class EventBus:
     def __init__(self, db: Database) -> None:
         self.db = db
         self._queue: asyncio.Queue[Event | None] = asyncio.Queue()
-        self._new = asyncio.Condition()
+        # replaced on every commit; waiters hold the one that was current when they began
+        self._changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.last_id = 0
         self.closed = asyncio.Event()
@@ -53,11 +54,11 @@ class EventBus:
     def _committed(self, event: Event) -> None:
         self.last_id = max(self.last_id, event.id)
         self._queue.put_nowait(event)
-        asyncio.get_running_loop().create_task(self._wake())
+        self._signal()
 
-    async def _wake(self) -> None:
-        async with self._new:
-            self._new.notify_all()
+    def _signal(self) -> None:
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
 
     async def start(self, deliver: Deliver) -> None:
         row = await self.db.fetchone("SELECT max(id) AS id FROM events")
@@ -71,7 +72,7 @@ class EventBus:
     async def close_streams(self) -> None:
         """End every open event stream (server shutdown must not wait for them)."""
         self.closed.set()
-        await self._wake()
+        self._signal()
 
     async def stop(self) -> None:
         """Deliver what is queued, then end delivery and every open stream."""
@@ -95,13 +96,9 @@ class EventBus:
 
     async def wait(self, after: int, timeout: float) -> bool:
         """Wait until an event newer than ``after`` commits; False on timeout or close."""
-        if self.last_id > after:
-            return True
-        async with self._new:
+        while self.last_id <= after and not self.closed.is_set():
             try:
-                await asyncio.wait_for(
-                    self._new.wait_for(lambda: self.last_id > after or self.closed.is_set()),
-                    timeout)
+                await asyncio.wait_for(self._changed.wait(), timeout)
             except TimeoutError:
                 return False
         return self.last_id > after
