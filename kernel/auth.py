@@ -58,22 +58,24 @@ class TokenStore:
         self.config_file = config_file
         self._token = token
         self._checked = time.monotonic()
-        self._mtime = self._stat()
+        self._stamp = self._stat()
         self.listeners: list[Any] = []
 
-    def _stat(self) -> float:
+    def _stat(self) -> tuple[int, int, int]:
+        # os.replace gives a new inode, so a rotation within one coarse mtime tick is seen too
         try:
-            return self.config_file.stat().st_mtime
+            st = self.config_file.stat()
         except OSError:
-            return 0.0
+            return (0, 0, 0)
+        return (st.st_mtime_ns, st.st_ino, st.st_size)
 
     def current(self) -> str:
         now = time.monotonic()
         if now - self._checked > 1.0:
             self._checked = now
-            mtime = self._stat()
-            if mtime != self._mtime:
-                self._mtime = mtime
+            stamp = self._stat()
+            if stamp != self._stamp:
+                self._stamp = stamp
                 try:
                     token = json.loads(self.config_file.read_text("utf-8"))["auth"]["install_token"]
                 except (OSError, ValueError, KeyError, TypeError):

@@ -73,9 +73,14 @@ class Database:
 
     async def _connect(self) -> aiosqlite.Connection:
         conn = await aiosqlite.connect(self.path, isolation_level=None)
-        conn.row_factory = sqlite3.Row
-        for pragma in _PRAGMAS:
-            await conn.execute(pragma)
+        try:
+            conn.row_factory = sqlite3.Row
+            for pragma in _PRAGMAS:
+                await conn.execute(pragma)
+        except BaseException:
+            # e.g. "file is not a database": the worker thread would keep the process alive
+            await conn.close()
+            raise
         return conn
 
     async def open(self) -> None:
@@ -84,8 +89,8 @@ class Database:
             self._writer = await self._connect()
             for _ in range(self._reader_count):
                 conn = await self._connect()
+                self._all_readers.append(conn)  # closed by close() even if the next line fails
                 await conn.execute("PRAGMA query_only=ON")
-                self._all_readers.append(conn)
                 self._readers.put_nowait(conn)
         except sqlite3.Error as exc:
             await self.close()

@@ -72,7 +72,50 @@ class JsonFormatter(logging.Formatter):
         }
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return self.redact(json.dumps(entry, default=str, ensure_ascii=False))
+        # Redact the values, not the encoded line: a pattern must neither eat the backslash
+        # of a JSON escape (breaking the line) nor miss a secret right after one ("\nhf_...").
+        plain = json.loads(json.dumps(entry, default=str))
+        return json.dumps(_redact_values(plain, self.redact), ensure_ascii=False)
+
+
+def _redact_values(value: Any, redact: Redactor) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {key: _redact_item(str(key), item, redact) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_redact_values(item, redact) for item in value]
+    return value
+
+
+def _redact_item(key: str, item: Any, redact: Redactor) -> Any:
+    if not isinstance(item, str):
+        return _redact_values(item, redact)
+    # {"Authorization": "Bearer ..."} is a secret only together with its key.
+    prefix = f"{key}: "
+    joined = redact(prefix + item)
+    return joined[len(prefix):] if joined.startswith(prefix) else redact(item)
+
+
+class _RotatingFileHandler(logging.handlers.RotatingFileHandler):
+    """Formats each record once.  The stdlib's ``shouldRollover`` formats the record only to
+    measure it, then ``emit`` formats it again: twice the JSON line on every access log line
+    (about 50 µs of a request's CPU)."""
+
+    _last: tuple[logging.LogRecord | None, str] = (None, "")
+
+    def format(self, record: logging.LogRecord) -> str:
+        last, text = self._last
+        if last is not record:
+            text = super().format(record)
+            self._last = (record, text)
+        return text
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            super().emit(record)
+        finally:
+            self._last = (None, "")  # hold no record (nor its traceback) past its line
 
 
 class ConsoleFormatter(logging.Formatter):
@@ -105,7 +148,7 @@ def configure_logging(
     context = _ContextFilter()
 
     logs_dir.mkdir(parents=True, exist_ok=True)
-    file_handler = logging.handlers.RotatingFileHandler(
+    file_handler = _RotatingFileHandler(
         logs_dir / "core.log", maxBytes=max_bytes, backupCount=backup_count, encoding="utf-8"
     )
     file_handler.setFormatter(JsonFormatter(redact))

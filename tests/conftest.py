@@ -46,9 +46,9 @@ AppFactory = Callable[..., Starlette]
 def make_app(settings: Settings) -> AppFactory:
     """Build an app on the test home; ``extra_plugins`` are (name, module) pairs."""
 
-    def factory(extra_plugins: Sequence[tuple[str, Any]] = (), **kwargs: Any) -> Starlette:
-        return create_app(kwargs.pop("settings", settings), extra_plugins=extra_plugins,
-                          console_log=False)
+    def factory(extra_plugins: Sequence[tuple[str, Any]] = (), *,
+                settings: Settings = settings, console_log: bool = False) -> Starlette:
+        return create_app(settings, extra_plugins=extra_plugins, console_log=console_log)
 
     return factory
 
@@ -66,6 +66,8 @@ async def client(app: Starlette, settings: Settings) -> AsyncIterator[httpx.Asyn
 
 
 @pytest.fixture
-async def anon(client: httpx.AsyncClient) -> httpx.AsyncClient:
+async def anon(client: httpx.AsyncClient) -> AsyncIterator[httpx.AsyncClient]:
     """The same running Core, without credentials."""
-    return httpx.AsyncClient(transport=client._transport, base_url="http://testserver")
+    async with httpx.AsyncClient(transport=client._transport,
+                                 base_url="http://testserver") as c:
+        yield c

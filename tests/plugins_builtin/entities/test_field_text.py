@@ -21,7 +21,7 @@ def test_saving_the_form_unchanged_keeps_every_field(fields):
 
 
 def test_a_line_without_a_colon_is_reported_with_its_number():
-    parsed, error = parse_fields("born: 1815\nno colon here")
+    _, error = parse_fields("born: 1815\nno colon here")
     assert error == "line 2: write each field as 'name: value'"
 
 

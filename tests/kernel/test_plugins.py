@@ -1,0 +1,268 @@
+"""Loading plugins and calling their hooks: failures name the plugin, order is plugin order,
+and every contribution reaches the kernel through the ``Hooks`` façade."""
+
+from __future__ import annotations
+
+import json
+from importlib import metadata
+from pathlib import Path
+
+import async_routes
+import bad_job_type
+import broken_hook
+import contributions
+import failing_startup
+import pytest
+import wrong_args
+from ordered import Ordered
+from same_route import SameRoute
+from subscribers import Collecting, Failing
+
+from ff_plugin_sdk import Event
+from kernel.config import load_settings
+from kernel.errors import PluginError
+from kernel.plugins import ENTRY_POINT_GROUP, build_plugin_manager
+from tests.conftest import running
+
+from .conftest import anonymous, eventually, kernel_of
+
+
+def log_lines(home: Path) -> list[dict]:
+    path = home / "logs" / "core.log"
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+# --- load failures name the plugin ------------------------------------------------------
+
+
+def test_misspelt_hook_names_the_plugin_and_the_hook(make_app) -> None:
+    with pytest.raises(PluginError) as info:
+        make_app(extra_plugins=[("broken_hook", broken_hook)])
+    assert "'broken_hook'" in str(info.value)
+    assert "faceforge_rotes" in str(info.value)
+
+
+def test_hook_with_unknown_argument_names_the_plugin(make_app) -> None:
+    with pytest.raises(PluginError) as info:
+        make_app(extra_plugins=[("wrong_args", wrong_args)])
+    assert "'wrong_args'" in str(info.value)
+    assert "app" in str(info.value)
+
+
+def test_async_implementation_of_a_sync_hook_is_rejected(make_app) -> None:
+    with pytest.raises(PluginError) as info:
+        make_app(extra_plugins=[("async_routes", async_routes)])
+    assert "'async_routes'" in str(info.value)
+    assert "faceforge_routes must not be async" in str(info.value)
+
+
+def test_same_plugin_name_twice_is_refused(make_app) -> None:
+    with pytest.raises(PluginError, match="'twice' is registered twice"):
+        make_app(extra_plugins=[("twice", SameRoute()), ("twice", Ordered("x", []))])
+
+
+def test_two_plugins_adding_the_same_route_are_both_named(make_app) -> None:
+    with pytest.raises(PluginError) as info:
+        make_app(extra_plugins=[("first_owner", SameRoute()), ("second_owner", SameRoute())])
+    message = str(info.value)
+    assert "'first_owner'" in message and "'second_owner'" in message
+    assert "GET /v1/same" in message
+
+
+def test_entry_point_that_fails_to_import_names_the_plugin(monkeypatch) -> None:
+    ghost = metadata.EntryPoint(name="ghost", value="faceforge_no_such_module_xyz",
+                                group=ENTRY_POINT_GROUP)
+    monkeypatch.setattr(metadata, "entry_points", lambda group: [ghost])
+    with pytest.raises(PluginError) as info:
+        build_plugin_manager()
+    assert "'ghost'" in str(info.value)
+    assert "faceforge_no_such_module_xyz" in str(info.value)
+
+
+async def test_failing_startup_stops_the_start_and_names_the_plugin(make_app) -> None:
+    app = make_app(extra_plugins=[("failing_startup", failing_startup)])
+    with pytest.raises(PluginError) as info:
+        async with app.router.lifespan_context(app):
+            pass
+    assert "'failing_startup'" in str(info.value)
+    assert "no GPU found" in str(info.value)
+    assert kernel_of(app).startup_error is info.value
+
+
+async def test_unnamespaced_job_type_names_the_plugin(make_app) -> None:
+    app = make_app(extra_plugins=[("bad_job_type", bad_job_type)])
+    with pytest.raises(PluginError) as info:
+        async with app.router.lifespan_context(app):
+            pass
+    assert "'bad_job_type'" in str(info.value)
+    assert "'greet'" in str(info.value)
+
+
+# --- disabling --------------------------------------------------------------------------
+
+
+def plugin_names(app) -> set[str]:
+    return {p.name for p in kernel_of(app).plugins}
+
+
+async def test_disable_plugins_blocks_an_entry_point(make_app, home) -> None:
+    installed = {ep.name for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)}
+    assert "entities" in installed
+    assert "entities" in plugin_names(make_app())
+
+    blocked = make_app(settings=load_settings(
+        home, env={"FACEFORGE_DISABLE_PLUGINS": "entities"}))
+    assert "entities" not in plugin_names(blocked)
+    async with running(blocked, kernel_of(blocked).settings.install_token) as client:
+        info = (await client.get("/v1/system/info")).json()
+    assert "entities" not in {p["name"] for p in info["plugins"]}
+
+
+def test_disable_plugins_also_blocks_an_explicit_plugin(make_app, home) -> None:
+    settings = load_settings(home, env={"FACEFORGE_DISABLE_PLUGINS": "broken_hook"})
+    app = make_app(extra_plugins=[("broken_hook", broken_hook)], settings=settings)
+    assert "broken_hook" not in plugin_names(app)
+
+
+# --- call order -------------------------------------------------------------------------
+
+
+async def test_async_results_are_awaited_in_plugin_order(make_app, settings) -> None:
+    log: list[tuple[str, str]] = []
+    app = make_app(extra_plugins=[("first", Ordered("first", log)),
+                                  ("second", Ordered("second", log))])
+    async with running(app, settings.install_token):
+        assert log == [("startup", "first"), ("startup", "second")]
+        kinds = await kernel_of(app).hooks.asset_kinds()
+        assert [(plugin, kind.name) for plugin, kind in kinds
+                if plugin in ("first", "second")] == [("first", "first.kind"),
+                                                      ("second", "second.kind")]
+    # Shutdown runs in reverse plugin order.
+    assert log[2:] == [("shutdown", "second"), ("shutdown", "first")]
+
+
+async def test_a_failing_shutdown_does_not_skip_the_others(make_app, home) -> None:
+    log: list[tuple[str, str]] = []
+    app = make_app(extra_plugins=[("ordered", Ordered("ordered", log)),
+                                  ("failing_startup", failing_startup)])
+    with pytest.raises(PluginError):
+        async with app.router.lifespan_context(app):
+            pass
+    assert ("shutdown", "ordered") in log
+    assert any(line["message"] == "plugin 'failing_startup' failed in faceforge_shutdown"
+               for line in log_lines(home))
+
+
+# --- notification hooks -----------------------------------------------------------------
+
+
+async def test_a_failing_event_subscriber_does_not_stop_the_next(make_app, settings,
+                                                                 home) -> None:
+    collecting = Collecting()
+    app = make_app(extra_plugins=[("failing", Failing()), ("collecting", collecting)])
+    async with running(app, settings.install_token):
+        kernel = kernel_of(app)
+        async with kernel.db.transaction() as tx:
+            event_id = await kernel.events.record(tx, "test.happened", {"n": 1})
+        await eventually(lambda: collecting.events, what="the event to reach 'collecting'")
+    assert [(e.id, e.type, e.data) for e in collecting.events] == [
+        (event_id, "test.happened", {"n": 1})]
+    assert isinstance(collecting.events[0], Event)
+    assert any(line["message"] == "plugin 'failing' failed in faceforge_event"
+               and "subscriber is broken" in line.get("exception", "")
+               for line in log_lines(home))
+
+
+async def test_asset_ingested_reaches_every_subscriber(make_app, settings) -> None:
+    collecting = Collecting()
+    app = make_app(extra_plugins=[("failing", Failing()), ("collecting", collecting)])
+    async with running(app, settings.install_token):
+        kernel = kernel_of(app)
+        await kernel.hooks.asset_ingested(kernel, {"asset_id": "ab" * 32, "kind": "image"})
+    assert collecting.assets == [{"asset_id": "ab" * 32, "kind": "image"}]
+
+
+# --- contribution hooks reach the kernel -------------------------------------------------
+
+
+@pytest.fixture
+async def contrib_app(make_app):
+    return make_app(extra_plugins=[("contributions", contributions)])
+
+
+@pytest.fixture
+async def contrib(contrib_app, settings):
+    async with running(contrib_app, settings.install_token) as client:
+        yield kernel_of(contrib_app), client
+
+
+async def test_migrations_hook_creates_the_table(contrib) -> None:
+    kernel, _ = contrib
+    assert await kernel.db.fetchone(
+        "SELECT name FROM sqlite_master WHERE type='table' AND name='contrib_notes'")
+    contributed = await kernel.hooks.migrations()
+    assert [(p, m.version) for p, m in contributed if p == "contributions"] == [
+        ("contributions", 1)]
+
+
+async def test_job_types_hook(contrib) -> None:
+    kernel, _ = contrib
+    assert kernel.job_types["contrib.noop"].summary == "does nothing"
+    assert ("contributions", "contrib.noop") in [
+        (p, j.name) for p, j in await kernel.hooks.job_types(kernel)]
+
+
+async def test_asset_kinds_hook(contrib) -> None:
+    kernel, _ = contrib
+    assert ("contributions", "contrib.sketch") in [
+        (p, k.name) for p, k in await kernel.hooks.asset_kinds()]
+
+
+async def test_storage_providers_hook(contrib) -> None:
+    kernel, _ = contrib
+    providers = {t.name: (p, t) for p, t in await kernel.hooks.storage_providers()}
+    plugin, memory = providers["memory"]
+    assert plugin == "contributions"
+    assert memory.factory(root="/x").config == {"root": "/x"}
+
+
+async def test_config_schema_hook(contrib) -> None:
+    kernel, _ = contrib
+    schemas = await kernel.hooks.config_schemas()
+    assert schemas["contributions"]["properties"]["greeting"] == {"type": "string"}
+
+
+async def test_static_dirs_hook_serves_files_publicly(contrib) -> None:
+    kernel, client = contrib
+    assert [(p, d.name) for p, d in kernel.hooks.static_dirs()
+            if p == "contributions"] == [("contributions", "contrib")]
+    async with anonymous(client) as anon:
+        response = await anon.get("/static/contrib/hello.txt")
+    assert response.status_code == 200
+    assert response.text.strip() == "hello from a plugin's static folder"
+
+
+async def test_ui_templates_and_pages_hooks_render_a_page(contrib) -> None:
+    kernel, client = contrib
+    assert Path(contributions.__file__).parent / "contrib_templates" in \
+        kernel.hooks.ui_templates()
+    assert ("contributions", "/contrib") in [(p, page.path)
+                                             for p, page in kernel.hooks.ui_pages(kernel)]
+    response = await client.get("/ui/contrib")
+    assert response.status_code == 200
+    assert "<h1>Page from contrib</h1>" in response.text
+
+
+async def test_ui_nav_hook_is_sorted_by_order_then_label(contrib) -> None:
+    kernel, _ = contrib
+    mine = [e.label for e in kernel.nav if e.href == "/ui/contrib"]
+    assert mine == ["Alpha contrib", "Zeta contrib"]
+    assert [e.label for e in await kernel.hooks.ui_nav(kernel)] == [e.label for e in kernel.nav]
+
+
+async def test_ui_entity_tabs_hook(contrib) -> None:
+    kernel, _ = contrib
+    tab = next(t for t in kernel.entity_tabs if t.id == "contrib")
+    assert tab.label == "Contrib"
+    assert await tab.render(None, {"id": "e1"}) == "<p>contrib tab for e1</p>"
+    assert "contrib" in [t.id for t in await kernel.hooks.ui_entity_tabs(kernel)]

@@ -1,0 +1,97 @@
+"""A separately installed plugin package, found only by its entry point, can add a route,
+a table, a job type, an entity tab and an event subscriber — and disabling it removes all.
+
+The package is tests/plugins/sample_plugin (``pip install -e tests/plugins/sample_plugin``).
+"""
+
+from __future__ import annotations
+
+import ast
+from importlib import metadata
+from pathlib import Path
+
+from kernel.config import load_settings
+from kernel.plugins import ENTRY_POINT_GROUP
+from tests.conftest import running
+
+from .conftest import eventually, kernel_of, require_sample_plugin
+
+PLUGIN = "sample"
+
+
+def test_sample_is_a_real_distribution_with_an_entry_point() -> None:
+    require_sample_plugin()
+    dist = metadata.distribution("faceforge-sample-plugin")
+    points = [ep for ep in dist.entry_points if ep.group == ENTRY_POINT_GROUP]
+    assert [(ep.name, ep.value) for ep in points] == [(PLUGIN, "faceforge_sample_plugin")]
+
+
+def test_sample_imports_only_the_sdk() -> None:
+    sample = require_sample_plugin()
+    tree = ast.parse(Path(sample.__file__).read_text(encoding="utf-8"))
+    imported = {alias.name.split(".")[0] for node in ast.walk(tree)
+                if isinstance(node, ast.Import) for alias in node.names}
+    imported |= {node.module.split(".")[0] for node in ast.walk(tree)
+                 if isinstance(node, ast.ImportFrom) and node.module}
+    assert imported <= {"__future__", "typing", "msgspec", "ff_plugin_sdk"}, imported
+
+
+async def test_sample_contributions_are_live(make_app, settings) -> None:
+    require_sample_plugin()
+    app = make_app()  # no extra_plugins: found through the entry point only
+    kernel = kernel_of(app)
+    info = next(p for p in kernel.plugins if p.name == PLUGIN)
+    assert info.distribution == "faceforge-sample-plugin"
+
+    async with running(app, settings.install_token) as client:
+        # route
+        response = await client.get("/v1/plugins/sample/hello")
+        assert response.status_code == 200
+        assert response.json()["message"] == "hello from the sample plugin"
+        operation = (await client.get("/openapi.json")).json()["paths"][
+            "/v1/plugins/sample/hello"]["get"]
+        assert operation["x-faceforge-plugin"] == PLUGIN
+        assert operation["x-faceforge-scope"] == "system:read"
+        # migration
+        assert await kernel.db.fetchone(
+            "SELECT 1 FROM sqlite_master WHERE type='table' AND name='sample_greetings'")
+        assert await kernel.db.fetchone(
+            "SELECT 1 FROM schema_migrations WHERE plugin = ? AND version = 1", (PLUGIN,))
+        # job type
+        assert "sample.greet" in kernel.job_types
+        assert await kernel.job_types["sample.greet"].handler() == {"greeting": "hello"}
+        # entity tab (a UI panel)
+        tab = next(t for t in kernel.entity_tabs if t.id == "sample")
+        assert tab.label == "Sample"
+        assert "sample plugin" in await tab.render(None, {"id": "e1"})
+        # event subscriber
+        async with kernel.db.transaction() as tx:
+            event_id = await kernel.events.record(tx, "sample.test", {"hi": 1})
+
+        async def greeted() -> list:
+            body = (await client.get("/v1/plugins/sample/hello")).json()
+            return [g for g in body["greetings"] if g["event_id"] == event_id]
+
+        seen = await eventually(greeted, what="the sample subscriber to write the event down")
+        assert seen == [{"event_id": event_id, "event_type": "sample.test"}]
+
+
+async def test_disabled_sample_contributes_nothing(make_app, home) -> None:
+    require_sample_plugin()
+    settings = load_settings(home, env={"FACEFORGE_DISABLE_PLUGINS": PLUGIN})
+    app = make_app(settings=settings)
+    kernel = kernel_of(app)
+    assert PLUGIN not in {p.name for p in kernel.plugins}
+
+    async with running(app, settings.install_token) as client:
+        response = await client.get("/v1/plugins/sample/hello")
+        assert response.status_code == 404
+        assert response.json()["error"]["code"] == "not_found"
+        assert "/v1/plugins/sample/hello" not in (await client.get("/openapi.json")).json()[
+            "paths"]
+        assert not await kernel.db.fetchone(
+            "SELECT 1 FROM sqlite_master WHERE name='sample_greetings'")
+        assert "sample.greet" not in kernel.job_types
+        assert "sample" not in [t.id for t in kernel.entity_tabs]
+        info = (await client.get("/v1/system/info")).json()
+        assert PLUGIN not in {p["name"] for p in info["plugins"]}

@@ -1,0 +1,36 @@
+"""Throwaway plugin: routes that record events in a write transaction."""
+
+import msgspec
+
+from ff_plugin_sdk import ApiRoute, Conflict, hookimpl
+
+
+class Note(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    type: str = "note.created"
+    text: str = ""
+
+
+class Recorded(msgspec.Struct, kw_only=True):
+    id: int
+
+
+@hookimpl
+def faceforge_routes(kernel):
+    async def record(request, body: Note) -> Recorded:
+        """Record one event."""
+        async with kernel.db.transaction() as tx:
+            event_id = await kernel.events.record(tx, body.type, {"text": body.text})
+        return Recorded(id=event_id)
+
+    async def record_then_fail(request, body: Note) -> Recorded:
+        """Record an event, then refuse: the transaction rolls back."""
+        async with kernel.db.transaction() as tx:
+            await kernel.events.record(tx, body.type, {"text": body.text})
+            raise Conflict("refused after recording")
+
+    return [
+        ApiRoute(path="/test/events", endpoint=record, scope="events:read", methods=["POST"],
+                 body=Note, response=Recorded, status_code=201),
+        ApiRoute(path="/test/events/fail", endpoint=record_then_fail, scope="events:read",
+                 methods=["POST"], body=Note, response=Recorded),
+    ]

@@ -1,0 +1,81 @@
+"""A third-party FaceForge plugin: found through its entry point, importing only the SDK.
+
+It adds ``GET /v1/plugins/sample/hello``, the ``sample_greetings`` table, the
+``sample.greet`` job type, a "Sample" tab on the entity page, and an event subscriber that
+writes every event it is told about into ``sample_greetings``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from ff_plugin_sdk import ApiRoute, EntityTab, Event, JobType, Migration, hookimpl
+
+
+class Greeting(msgspec.Struct, kw_only=True):
+    event_id: int
+    event_type: str
+
+
+class Hello(msgspec.Struct, kw_only=True):
+    message: str
+    #: the events this plugin's subscriber has written down, oldest first
+    greetings: list[Greeting]
+
+
+async def _greet_job(*args: Any, **kwargs: Any) -> dict[str, str]:
+    return {"greeting": "hello"}
+
+
+async def _render_tab(request: Any, entity: dict[str, Any]) -> str:
+    return f"<p>Hello from the sample plugin, {entity.get('id', '?')}!</p>"
+
+
+@hookimpl
+def faceforge_migrations() -> list[Migration]:
+    return [
+        Migration(
+            version=1,
+            name="greetings",
+            sql="""
+            CREATE TABLE sample_greetings (
+                event_id INTEGER PRIMARY KEY,
+                event_type TEXT NOT NULL
+            );
+            """,
+        )
+    ]
+
+
+@hookimpl
+def faceforge_routes(kernel: Any) -> list[ApiRoute]:
+    async def hello(request: Any) -> Hello:
+        """Say hello, with the events the sample subscriber has seen."""
+        rows = await kernel.db.fetchall(
+            "SELECT event_id, event_type FROM sample_greetings ORDER BY event_id")
+        return Hello(message="hello from the sample plugin",
+                     greetings=[Greeting(event_id=r["event_id"], event_type=r["event_type"])
+                                for r in rows])
+
+    return [ApiRoute(path="/plugins/sample/hello", endpoint=hello, scope="system:read",
+                     response=Hello, tags=["sample"])]
+
+
+@hookimpl
+def faceforge_job_types(kernel: Any) -> list[JobType]:
+    return [JobType(name="sample.greet", summary="Say hello", handler=_greet_job)]
+
+
+@hookimpl
+def faceforge_ui_entity_tabs(kernel: Any) -> list[EntityTab]:
+    return [EntityTab(id="sample", label="Sample", render=_render_tab, order=900)]
+
+
+@hookimpl
+async def faceforge_event(kernel: Any, event: Event) -> None:
+    async with kernel.db.transaction() as tx:
+        await tx.execute(
+            "INSERT OR IGNORE INTO sample_greetings (event_id, event_type) VALUES (?, ?)",
+            (event.id, event.type))
