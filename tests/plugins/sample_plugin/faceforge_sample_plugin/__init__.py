@@ -7,6 +7,7 @@ writes every event it is told about into ``sample_greetings``.
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
 import msgspec
@@ -30,7 +31,8 @@ async def _greet_job(*args: Any, **kwargs: Any) -> dict[str, str]:
 
 
 async def _render_tab(request: Any, entity: dict[str, Any]) -> str:
-    return f"<p>Hello from the sample plugin, {entity.get('id', '?')}!</p>"
+    # a tab returns HTML: escape whatever came from the user
+    return f"<p>Hello from the sample plugin, {html.escape(entity['display_name'])}!</p>"
 
 
 @hookimpl
