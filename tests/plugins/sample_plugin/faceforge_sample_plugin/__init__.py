@@ -32,7 +32,7 @@ async def _greet_job(*args: Any, **kwargs: Any) -> dict[str, str]:
 
 async def _render_tab(request: Any, entity: dict[str, Any]) -> str:
     # a tab returns HTML: escape whatever came from the user
-    return f"<p>Hello from the sample plugin, {html.escape(entity['display_name'])}!</p>"
+    return f"<p>Hello from the sample plugin, {html.escape(entity.get('display_name', ''))}!</p>"
 
 
 @hookimpl
