@@ -9,8 +9,11 @@ MIGRATIONS = [
         version=1,
         name="entities, tags and full-text index",
         sql="""
+        -- seq: creation order (the created_at sort) and the rowid of entities_fts; an
+        -- INTEGER PRIMARY KEY, so VACUUM cannot renumber it under the index
         CREATE TABLE entities (
-            entity_id TEXT PRIMARY KEY,
+            seq INTEGER PRIMARY KEY,
+            entity_id TEXT NOT NULL UNIQUE,
             display_name TEXT NOT NULL,
             aliases TEXT NOT NULL DEFAULT '[]',
             tags TEXT NOT NULL DEFAULT '[]',
@@ -21,7 +24,6 @@ MIGRATIONS = [
             updated_at TEXT NOT NULL,
             deleted_at TEXT
         );
-        CREATE INDEX entities_created ON entities(created_at, entity_id);
         CREATE INDEX entities_updated ON entities(updated_at, entity_id);
         CREATE INDEX entities_name ON entities(display_name COLLATE NOCASE, entity_id);
         -- one row per (entity, tag): "all of these tags" stays an index lookup at 1M rows
@@ -31,7 +33,13 @@ MIGRATIONS = [
             PRIMARY KEY (tag, entity_id)
         ) WITHOUT ROWID;
         CREATE INDEX entity_tags_entity ON entity_tags(entity_id);
-        -- rowid = entities.rowid; maintained by the store in the same transaction
+        -- live entities per tag: the tag filter's suggestions, and which plan a filter uses
+        CREATE TABLE entity_tag_counts (
+            tag TEXT PRIMARY KEY,
+            live INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        CREATE INDEX entity_tag_counts_live ON entity_tag_counts(live);
+        -- rowid = entities.seq; maintained by the store in the same transaction
         CREATE VIRTUAL TABLE entities_fts USING fts5(
             display_name, aliases, tags, fields,
             tokenize = 'unicode61 remove_diacritics 2',
