@@ -60,6 +60,20 @@ async def open_kernel(kernel: Kernel) -> list[tuple[str, int, str]]:
         raise
 
 
+async def start_kernel(kernel: Kernel) -> None:
+    """Everything after migrations: sessions, UI contributions, job types, events, plugins."""
+    await kernel.sessions.load()
+    kernel.nav = await kernel.hooks.ui_nav(kernel)
+    kernel.entity_tabs = await kernel.hooks.ui_entity_tabs(kernel)
+    for plugin, job_type in await kernel.hooks.job_types(kernel):
+        if "." not in job_type.name:
+            raise PluginError(f"plugin {plugin!r}: job type {job_type.name!r} must be "
+                              f"namespaced as '<plugin>.<name>'")
+        kernel.job_types[job_type.name] = job_type
+    await kernel.events.start(lambda event: kernel.hooks.event(kernel, event))
+    await kernel.hooks.startup(kernel)
+
+
 def _api_routes(kernel: Kernel) -> list[tuple[str, str, ApiRoute]]:
     routes = [("kernel", r.path, r) for r in system_api.routes(kernel)]
     routes += [(plugin, "/v1" + r.path, r) for plugin, r in kernel.hooks.routes(kernel)]
@@ -80,9 +94,14 @@ def _page(page: UIPage) -> Route:
         await check_form_csrf(request)
         return await endpoint(request)
 
-    path = "/ui" + (page.path if page.path != "/" else "/")
-    return Route(path, handle, methods=list(page.methods),
+    return Route("/ui" + page.path, handle, methods=list(page.methods),
                  name=page.name or getattr(endpoint, "__name__", None))
+
+
+def _failed(kernel: Kernel, exc: Exception) -> None:
+    """Keep the reason for the CLI, which prints it as one line."""
+    kernel.startup_error = exc
+    log.error("cannot start: %s", exc)
 
 
 def create_app(
@@ -119,24 +138,13 @@ def create_app(
         try:
             await open_kernel(kernel)
         except Exception as exc:
-            kernel.startup_error = exc
-            log.error("cannot start: %s", exc)
+            _failed(kernel, exc)
             raise
         try:
-            await kernel.sessions.load()
-            kernel.nav = await kernel.hooks.ui_nav(kernel)
-            kernel.entity_tabs = await kernel.hooks.ui_entity_tabs(kernel)
-            for plugin, job_type in await kernel.hooks.job_types(kernel):
-                if "." not in job_type.name:
-                    raise PluginError(f"plugin {plugin!r}: job type {job_type.name!r} must be "
-                                      f"namespaced as '<plugin>.<name>'")
-                kernel.job_types[job_type.name] = job_type
-            await kernel.events.start(lambda event: kernel.hooks.event(kernel, event))
             try:
-                await kernel.hooks.startup(kernel)
+                await start_kernel(kernel)
             except Exception as exc:
-                kernel.startup_error = exc
-                log.error("cannot start: %s", exc)
+                _failed(kernel, exc)
                 raise
             log.info("FaceForge %s started; home %s; plugins: %s", kernel.version,
                      settings.paths.home, ", ".join(p.name for p in kernel.plugins) or "none")

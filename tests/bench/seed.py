@@ -298,7 +298,7 @@ def check_fidelity(db_file: Path, entity_ids: list[str]) -> list[str]:
     conn.row_factory = sqlite3.Row
     try:
         for eid in entity_ids:
-            row = conn.execute("SELECT rowid, * FROM entities WHERE entity_id = ?",
+            row = conn.execute("SELECT seq AS rowid, * FROM entities WHERE entity_id = ?",
                                (eid,)).fetchone()
             entity = {k: row[k] for k in row.keys() if k != "rowid"}  # noqa: SIM118
             for key in ("aliases", "tags", "fields", "plugin_data"):
@@ -320,7 +320,7 @@ def check_fidelity(db_file: Path, entity_ids: list[str]) -> list[str]:
                 problems.append(f"the store indexes into tables this check does not know: "
                                 f"{list(tx.rows)}")
             got_e = tuple(conn.execute(
-                "SELECT rowid, entity_id, display_name, aliases, tags, fields, plugin_data,"
+                "SELECT seq, entity_id, display_name, aliases, tags, fields, plugin_data,"
                 " primary_thumbnail_asset_id, created_at, updated_at FROM entities"
                 " WHERE entity_id = ?", (eid,)).fetchone())
             got_fts = [tuple(r) for r in conn.execute(
