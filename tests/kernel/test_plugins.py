@@ -96,6 +96,8 @@ async def test_unnamespaced_job_type_names_the_plugin(make_app) -> None:
             pass
     assert "'bad_job_type'" in str(info.value)
     assert "'greet'" in str(info.value)
+    # kept for the CLI, which prints it as its one-line error
+    assert kernel_of(app).startup_error is info.value
 
 
 # --- disabling --------------------------------------------------------------------------
