@@ -163,18 +163,22 @@ def pages(kernel: Any, store: EntityStore) -> list[UIPage]:
             "top_tags": await store.all_tags(30), "notice": params.get("notice"),
         }, block="results")
 
+    def form_page(request: Request, entity: dict[str, Any] | None, values: dict[str, Any],
+                  errors: dict[str, str] | None = None) -> Response:
+        """The create/edit form; with errors, a 422 whose htmx fragment is the form block."""
+        return render(request, "entities/form.html",
+                      {"entity": entity, "values": values, "errors": errors or {}},
+                      block="form", status=422 if errors else 200)
+
     async def new_form(request: Request) -> Response:
-        return render(request, "entities/form.html", {
-            "entity": None, "values": {"display_name": "", "aliases": "", "tags": "",
-                                       "fields": ""}, "errors": {}})
+        return form_page(request, None, dict.fromkeys(("display_name", "aliases", "tags",
+                                                       "fields"), ""))
 
     async def create(request: Request) -> Response:
         form = await request.form()
         data, errors = form_to_entity(form)
         if errors:
-            return render(request, "entities/form.html", {
-                "entity": None, "values": dict(form), "errors": errors},
-                block="form", status=422)
+            return form_page(request, None, dict(form), errors)
         entity = await store.create({**data, "plugin_data": {},
                                      "primary_thumbnail_asset_id": None})
         return _redirect(request, f"/ui/entities/{entity['entity_id']}?notice=created")
@@ -195,9 +199,9 @@ def pages(kernel: Any, store: EntityStore) -> list[UIPage]:
 
     async def edit_form(request: Request) -> Response:
         entity = await store.get(check_id(request.path_params["entity_id"]))
-        return render(request, "entities/form.html", {"entity": entity, "errors": {}, "values": {
+        return form_page(request, entity, {
             "display_name": entity["display_name"], "aliases": ", ".join(entity["aliases"]),
-            "tags": ", ".join(entity["tags"]), "fields": format_fields(entity["fields"])}})
+            "tags": ", ".join(entity["tags"]), "fields": format_fields(entity["fields"])})
 
     async def edit(request: Request) -> Response:
         entity_id = check_id(request.path_params["entity_id"])
@@ -205,9 +209,7 @@ def pages(kernel: Any, store: EntityStore) -> list[UIPage]:
         form = await request.form()
         data, errors = form_to_entity(form)
         if errors:
-            return render(request, "entities/form.html", {
-                "entity": entity, "values": dict(form), "errors": errors},
-                block="form", status=422)
+            return form_page(request, entity, dict(form), errors)
         await store.update(entity_id, data, {})
         return _redirect(request, f"/ui/entities/{entity_id}?notice=saved")
 
