@@ -83,14 +83,19 @@ class EventBus:
             self._task = None
 
     async def list(self, after: int = 0, type_prefix: str | None = None,
-                   limit: int = 100) -> list[Event]:
+                   limit: int = 100, *, before: int | None = None) -> list[Event]:
+        """Oldest first after ``after``; or, given ``before``, the newest ones below it,
+        newest first (for reading the log backwards)."""
         sql = "SELECT * FROM events WHERE id > ?"
         params: list[Any] = [after]
+        if before is not None:
+            sql += " AND id < ?"
+            params.append(before)
         if type_prefix:
             # prefix match without LIKE wildcards leaking from user input
             sql += " AND substr(type, 1, ?) = ?"
             params += [len(type_prefix), type_prefix]
-        sql += " ORDER BY id LIMIT ?"
+        sql += f" ORDER BY id {'DESC' if before is not None else 'ASC'} LIMIT ?"
         params.append(limit)
         return [row_to_event(r) for r in await self.db.fetchall(sql, params)]
 

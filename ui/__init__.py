@@ -32,7 +32,8 @@ def faceforge_ui_pages(kernel: Any) -> list[Any]:
 
 @hookimpl
 def faceforge_ui_nav(kernel: Any) -> list[NavEntry]:
-    return [NavEntry(label="System", href="/ui/system", order=900)]
+    return [NavEntry(label="Events", href="/ui/events", order=800),
+            NavEntry(label="System", href="/ui/system", order=900)]
 
 
 @hookimpl

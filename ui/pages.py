@@ -8,12 +8,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from ff_plugin_sdk import UIPage
 from kernel.auth import SESSION_COOKIE, principal_of
 from kernel.templating import is_htmx
 
+EVENTS_PAGE = 100
 _TITLES = {400: "Bad request", 401: "Sign in needed", 403: "Not allowed", 404: "Not found",
            405: "Not allowed", 409: "Conflict", 413: "Too large", 422: "Invalid input",
            500: "Something went wrong"}
@@ -76,8 +77,34 @@ def pages(kernel: Any) -> list[UIPage]:
             "routes": sorted({(path, plugin) for plugin, path, _ in kernel.api_routes}),
         })
 
+    async def events(request: Request) -> Response:
+        params = request.query_params
+        type_prefix = params.get("type", "").strip()
+        before = params.get("before", "")
+        page = await kernel.events.list(
+            0, type_prefix or None, EVENTS_PAGE,
+            before=int(before) if before.isdigit() else kernel.events.last_id + 1)
+        return render(request, "events.html", {
+            "events": page, "type": type_prefix, "before": before,
+            "newest": page[0].id if page and not before else kernel.events.last_id,
+            "older": page[-1].id if len(page) == EVENTS_PAGE else None,
+        })
+
+    async def newer_events(request: Request) -> Response:
+        """Polled by the events page: rows newer than ``after``, and the next poller."""
+        params = request.query_params
+        after = params.get("after", "")
+        type_prefix = params.get("type", "").strip()
+        start = int(after) if after.isdigit() else kernel.events.last_id
+        fresh = (await kernel.events.list(start, type_prefix or None, EVENTS_PAGE))[::-1]
+        return HTMLResponse(kernel.templates.render_string(request, "events.html", {
+            "events": fresh, "type": type_prefix, "before": "",
+            "newest": fresh[0].id if fresh else start}, block="newer"))
+
     return [
         UIPage(path="/", endpoint=home, name="ui-home"),
+        UIPage(path="/events", endpoint=events, name="ui-events"),
+        UIPage(path="/events/newer", endpoint=newer_events, name="ui-events-newer"),
         UIPage(path="/login", endpoint=login_form, name="ui-login"),
         UIPage(path="/login", endpoint=login, methods=["POST"], name="ui-login-post"),
         UIPage(path="/logout", endpoint=logout_form, name="ui-logout"),
