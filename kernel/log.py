@@ -120,12 +120,15 @@ class _RotatingFileHandler(logging.handlers.RotatingFileHandler):
 
 class ConsoleFormatter(logging.Formatter):
     def __init__(self, redact: Redactor) -> None:
-        super().__init__("%(asctime)s %(levelname)-7s %(name)s [%(correlation_id)s] %(message)s",
+        super().__init__("%(asctime)s %(levelname)-7s %(name)s [%(cid)s] %(message)s",
                          datefmt="%H:%M:%S")
         self.redact = redact
 
     def format(self, record: logging.LogRecord) -> str:
-        return self.redact(super().format(record))
+        # a copy: the record is shared with the JSON handler, whose context must stay clean
+        shown = logging.makeLogRecord(record.__dict__)
+        shown.cid = getattr(record, "correlation_id", None) or "-"
+        return self.redact(super().format(shown))
 
 
 def configure_logging(
