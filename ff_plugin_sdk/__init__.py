@@ -21,6 +21,7 @@ from ff_plugin_sdk.errors import (
 )
 from ff_plugin_sdk.types import (
     SCOPES,
+    SQL_INT_MAX,
     ApiRoute,
     AssetKind,
     EntityTab,
@@ -28,6 +29,7 @@ from ff_plugin_sdk.types import (
     JobType,
     Migration,
     NavEntry,
+    SqlInt,
     StaticDir,
     StorageProviderType,
     UIPage,
@@ -40,6 +42,7 @@ hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 __all__ = [
     "PROJECT_NAME",
     "SCOPES",
+    "SQL_INT_MAX",
     "ApiRoute",
     "AssetKind",
     "BadRequest",
@@ -53,6 +56,7 @@ __all__ = [
     "NavEntry",
     "NotFound",
     "PayloadTooLarge",
+    "SqlInt",
     "StaticDir",
     "StorageProviderType",
     "UIPage",

@@ -10,7 +10,14 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+import msgspec
+
+#: SQLite keeps whole numbers in 64 bits; binding a larger one into a query fails there, so
+#: numbers from requests that reach SQL are declared with these bounds (-> 422, not 500).
+SQL_INT_MAX = 2**63 - 1
+SqlInt = Annotated[int, msgspec.Meta(ge=-SQL_INT_MAX - 1, le=SQL_INT_MAX)]
 
 #: Every permission scope a route may require.  The install token and UI sessions hold all.
 SCOPES: tuple[str, ...] = (

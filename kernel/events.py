@@ -14,7 +14,7 @@ from typing import Any
 
 import msgspec
 
-from ff_plugin_sdk.types import Event
+from ff_plugin_sdk.types import SQL_INT_MAX, Event
 from kernel.clock import utc_now
 from kernel.correlation import correlation_id
 from kernel.db import Database, Transaction
@@ -22,6 +22,14 @@ from kernel.db import Database, Transaction
 log = logging.getLogger("faceforge.events")
 
 Deliver = Callable[[Event], Awaitable[None]]
+
+
+def parse_event_id(text: str | None) -> int | None:
+    """An event id from text (``Last-Event-ID``, a link); None unless it is one."""
+    if not text or not text.isdigit() or len(text) > 19:
+        return None
+    value = int(text)
+    return value if value <= SQL_INT_MAX else None
 
 
 def row_to_event(row: Any) -> Event:

@@ -93,10 +93,10 @@ async def decode_body(request: Request, body_type: Any, limit: int) -> Any:
         # truncated: malformed JSON must still be a 400, whatever its first value
         try:
             msgspec.json.decode(data)
-        except msgspec.DecodeError as malformed:
+        except (msgspec.DecodeError, UnicodeDecodeError) as malformed:
             raise BadRequest(f"malformed JSON: {malformed}", code="invalid_json") from exc
         raise validation_error(exc) from exc
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # not UTF-8 is malformed too
         raise BadRequest(f"malformed JSON: {exc}", code="invalid_json") from exc
 
 

@@ -12,10 +12,10 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
 
-from ff_plugin_sdk.types import ApiRoute
+from ff_plugin_sdk.types import ApiRoute, SqlInt
 from kernel.auth import PUBLIC
 from kernel.clock import utc_now
-from kernel.events import EventBus
+from kernel.events import EventBus, parse_event_id
 from kernel.services import Kernel
 
 KEEPALIVE_SECONDS = 15.0
@@ -69,14 +69,14 @@ class EventPage(msgspec.Struct, kw_only=True):
 
 
 class EventQuery(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
-    after: int = msgspec.field(default=0)
+    after: SqlInt = 0
     #: type prefix, e.g. ``entity.`` or ``entity.created``
     type: str | None = None
     limit: int = 100
 
 
 class StreamQuery(msgspec.Struct, kw_only=True):
-    after: int | None = None
+    after: SqlInt | None = None
     type: str | None = None
 
 
@@ -122,10 +122,9 @@ def routes(kernel: Kernel) -> list[ApiRoute]:
 
     async def stream_events(request: Request, query: StreamQuery) -> StreamingResponse:
         """Server-sent events; resumes after ``Last-Event-ID`` (or ``after``)."""
-        header = request.headers.get("last-event-id", "")
-        start = int(header) if header.isdigit() else query.after
-        if start is None:
-            start = bus.last_id  # a new subscriber sees what happens from now on
+        start = parse_event_id(request.headers.get("last-event-id"))
+        if start is None:  # without ``after``, a new subscriber sees what happens from now on
+            start = bus.last_id if query.after is None else query.after
         return StreamingResponse(_sse(request, bus, start, query.type),
                                  media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

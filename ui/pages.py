@@ -12,6 +12,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from ff_plugin_sdk import UIPage
 from kernel.auth import SESSION_COOKIE, principal_of
+from kernel.events import parse_event_id
 from kernel.templating import is_htmx
 
 EVENTS_PAGE = 100
@@ -80,25 +81,25 @@ def pages(kernel: Any) -> list[UIPage]:
     async def events(request: Request) -> Response:
         params = request.query_params
         type_prefix = params.get("type", "").strip()
-        before = params.get("before", "")
+        before = parse_event_id(params.get("before"))
         page = await kernel.events.list(
             0, type_prefix or None, EVENTS_PAGE,
-            before=int(before) if before.isdigit() else kernel.events.last_id + 1)
+            before=kernel.events.last_id + 1 if before is None else before)
         return render(request, "events.html", {
             "events": page, "type": type_prefix, "before": before,
-            "newest": page[0].id if page and not before else kernel.events.last_id,
+            "newest": page[0].id if page and before is None else kernel.events.last_id,
             "older": page[-1].id if len(page) == EVENTS_PAGE else None,
         })
 
     async def newer_events(request: Request) -> Response:
         """Polled by the events page: rows newer than ``after``, and the next poller."""
         params = request.query_params
-        after = params.get("after", "")
+        after = parse_event_id(params.get("after"))
         type_prefix = params.get("type", "").strip()
-        start = int(after) if after.isdigit() else kernel.events.last_id
+        start = kernel.events.last_id if after is None else after
         fresh = (await kernel.events.list(start, type_prefix or None, EVENTS_PAGE))[::-1]
         return HTMLResponse(kernel.templates.render_string(request, "events.html", {
-            "events": fresh, "type": type_prefix, "before": "",
+            "events": fresh, "type": type_prefix, "before": None,
             "newest": fresh[0].id if fresh else start}, block="newer"))
 
     return [

@@ -8,8 +8,8 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
-from ff_plugin_sdk import ApiRoute, NotFound, ValidationFailed
-from plugins_builtin.entities.store import EntityStore
+from ff_plugin_sdk import SQL_INT_MAX, ApiRoute, NotFound, ValidationFailed
+from plugins_builtin.entities.store import MAX_TAG_FILTERS, EntityStore
 
 EntityId = Annotated[str, Meta(pattern="^[0-9a-f]{64}$", description="SHA-256 hex")]
 Name = Annotated[str, Meta(min_length=1, max_length=500)]
@@ -63,13 +63,13 @@ class EntityPage(msgspec.Struct, kw_only=True):
 class ListQuery(msgspec.Struct, kw_only=True):
     limit: Annotated[int, Meta(ge=1, le=500)] = 50
     cursor: str | None = None
-    offset: Annotated[int, Meta(ge=0)] | None = None
+    offset: Annotated[int, Meta(ge=0, le=SQL_INT_MAX)] | None = None
     sort_by: Literal["created_at", "updated_at", "display_name"] = "created_at"
     sort_order: Literal["asc", "desc"] = "desc"
     #: full-text search over name, aliases, tags and field values (prefix match)
     q: str | None = None
     #: repeatable; every tag must match
-    tag: list[str] = []
+    tag: Annotated[list[str], Meta(max_length=MAX_TAG_FILTERS)] = []
     include_deleted: bool = False
     #: only soft-deleted entities (the UI's "deleted" filter)
     only_deleted: bool = False

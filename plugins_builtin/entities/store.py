@@ -12,7 +12,7 @@ from typing import Any
 
 import msgspec
 
-from ff_plugin_sdk import BadRequest, NotFound
+from ff_plugin_sdk import SQL_INT_MAX, BadRequest, NotFound, ValidationFailed
 from kernel.clock import utc_now
 
 #: sort name -> (SQL key, row column, whether the key alone is unique).  Creation order is
@@ -23,6 +23,8 @@ SORTS = {
     "display_name": ("display_name COLLATE NOCASE", "display_name", False),
 }
 _TOKEN = re.compile(r"\w+", re.UNICODE)
+#: each tag is one condition; SQLite refuses an expression tree deeper than 1000
+MAX_TAG_FILTERS = 50
 
 
 def new_entity_id() -> str:
@@ -61,9 +63,16 @@ def decode_cursor(cursor: str, sort_by: str, order: str) -> tuple[Any, str]:
         c_sort, c_order, key, entity_id = msgspec.json.decode(raw)
     except (ValueError, msgspec.DecodeError, TypeError) as exc:
         raise BadRequest("cursor is not one this server issued", code="invalid_cursor") from exc
-    if (c_sort, c_order) != (sort_by, order) or not isinstance(entity_id, str):
+    if (c_sort, c_order) != (sort_by, order):
         raise BadRequest("cursor belongs to another sort order; start again without it",
                          code="invalid_cursor")
+    # the key is bound into SQL: it must be what this sort issues (seq: an integer)
+    if SORTS[sort_by][2]:
+        well_formed = type(key) is int and abs(key) <= SQL_INT_MAX
+    else:
+        well_formed = isinstance(key, str)
+    if not (well_formed and isinstance(entity_id, str)):
+        raise BadRequest("cursor is not one this server issued", code="invalid_cursor")
     return key, entity_id
 
 
@@ -181,6 +190,10 @@ class EntityStore:
         wanted = list(dict.fromkeys(t.strip().casefold() for t in tags if t.strip()))
         if not wanted:
             return
+        if len(wanted) > MAX_TAG_FILTERS:
+            raise ValidationFailed(
+                f"filter by at most {MAX_TAG_FILTERS} tags at once; got {len(wanted)}",
+                details=[{"path": "query.tag", "message": f"at most {MAX_TAG_FILTERS} tags"}])
         marks = ",".join("?" * len(wanted))
         counts = {r["tag"]: r["live"] for r in await self.db.fetchall(
             f"SELECT tag, live FROM entity_tag_counts WHERE tag IN ({marks})", wanted)}

@@ -83,6 +83,12 @@ async def test_bad_after_is_422(client) -> None:
     assert_envelope(await client.get("/v1/events?after=latest"), 422, "validation_error")
 
 
+async def test_after_beyond_what_sqlite_stores_is_422(client) -> None:
+    response = await client.get("/v1/events", params={"after": 2**63})
+    assert_envelope(response, 422, "validation_error")
+    assert response.json()["error"]["details"][0]["path"] == "query.after"
+
+
 async def test_event_of_a_rolled_back_transaction_is_neither_stored_nor_delivered(
     client, subscriber
 ) -> None:
@@ -140,6 +146,18 @@ async def test_sse_resumes_after_last_event_id(client, streaming) -> None:
     assert [e["event"] for e in events] == ["stream.two", "stream.three"]
     body = msgspec.json.decode(events[1]["data"])
     assert body["id"] == third and body["type"] == "stream.three"
+
+
+async def test_sse_ignores_a_last_event_id_that_is_no_event_id(client, streaming) -> None:
+    first = await record(client, "junk.one")
+    second = await record(client, "junk.two")
+    for junk in (str(2**64), "9" * 40, "-1", "abc"):
+        async with asyncio.timeout(5), streaming.stream(
+                "GET", f"/v1/events/stream?after={first}",
+                headers={"Last-Event-ID": junk}) as response:
+            assert response.status_code == 200
+            events = await read_sse(response, 1)
+        assert int(events[0]["id"]) == second, junk
 
 
 async def test_sse_delivers_events_committed_while_connected(client, streaming) -> None:

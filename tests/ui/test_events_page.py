@@ -67,3 +67,14 @@ async def test_older_events_are_paged(client, anon, settings):
 async def test_events_page_needs_a_session(anon):
     r = await anon.get("/ui/events")
     assert r.status_code == 303 and r.headers["location"].startswith("/ui/login")
+
+
+async def test_ids_that_are_no_event_ids_show_the_newest_events(client, anon, settings):
+    await client.post("/v1/entities", json={"display_name": "Ada"})
+    ui = await ui_session(anon, settings)
+    newest = event_ids((await ui.get("/ui/events")).text)
+    for junk in (str(2**64), "9" * 40, "-1", "x"):
+        assert event_ids((await ui.get("/ui/events", params={"before": junk})).text) == newest
+        poll = await ui.get("/ui/events/newer", params={"after": junk},
+                            headers={"HX-Request": "true"})
+        assert poll.status_code == 200 and event_ids(poll.text) == []
