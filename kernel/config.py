@@ -11,7 +11,7 @@ import os
 import re
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -126,7 +126,6 @@ class Settings:
     host: str
     port: int
     disabled_plugins: frozenset[str] = frozenset()
-    env: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def install_token(self) -> str:
@@ -269,5 +268,4 @@ def load_settings(
         host=host or env.get("FACEFORGE_BIND") or config.network.bind_host,
         port=chosen,
         disabled_plugins=parse_disabled(env.get("FACEFORGE_DISABLE_PLUGINS")),
-        env=env,
     )

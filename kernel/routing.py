@@ -7,7 +7,6 @@ failing path), calls the endpoint and encodes what it returns.  Plugins never to
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
 from functools import cache
 from typing import Any
 
@@ -128,5 +127,3 @@ def build_route(api: ApiRoute, path: str, body_limit: int) -> Route:
     return Route(path, handle, methods=list(api.methods),
                  name=getattr(endpoint, "__name__", None))
 
-
-Endpoint = Callable[[Request], Awaitable[Any]]

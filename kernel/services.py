@@ -57,6 +57,3 @@ class Kernel:
     @property
     def paths(self) -> Paths:
         return self.settings.paths
-
-    def plugin_config(self, plugin: str) -> dict[str, Any]:
-        return dict(self.config.plugins.get(plugin, {}))

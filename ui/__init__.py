@@ -12,7 +12,6 @@ from ff_plugin_sdk import NavEntry, StaticDir, hookimpl
 from ui import pages
 
 HERE = Path(__file__).parent
-HTMX = "vendor/htmx-2.0.11.min.js"
 
 
 @hookimpl

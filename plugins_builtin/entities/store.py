@@ -23,6 +23,7 @@ SORTS = {
     "display_name": ("display_name COLLATE NOCASE", "display_name", False),
 }
 _TOKEN = re.compile(r"\w+", re.UNICODE)
+_SEARCH = "e.seq IN (SELECT rowid FROM entities_fts WHERE entities_fts MATCH ?)"
 #: each tag is one condition; SQLite refuses an expression tree deeper than 1000
 MAX_TAG_FILTERS = 50
 
@@ -117,66 +118,56 @@ class EntityStore:
     ) -> ListResult:
         """One page.  ``deleted`` is "exclude", "include" or "only"."""
         key_sql, key_column, unique = SORTS[sort_by]
-        where: list[str] = []
-        params: list[Any] = []
-        if deleted == "exclude":
-            where.append("e.deleted_at IS NULL")
-        elif deleted == "only":
-            where.append("e.deleted_at IS NOT NULL")
-        await self._tag_filters(tags, where, params)
         match = None
         if q is not None and q.strip():
             match = fts_query(q)
-            if match is None:
+            if match is None:  # nothing searchable in it: matches nothing
                 return ListResult([], None, 0 if include_total else None)
-        desc = sort_order == "desc"
-        direction = "DESC" if desc else "ASC"
-        # In creation order the full-text index itself yields rows in order (rowid = seq),
-        # so a broad search stops after one page instead of sorting every match.
-        fts_driven = match is not None and sort_by == "created_at"
-        source = "entities e"
-        filters, filter_params = list(where), list(params)
+        # the conditions that select rows; the cursor's is added for the page only
+        conds: list[str] = []
+        params: list[Any] = []
         if match is not None:
-            if fts_driven:
-                source = "entities_fts f JOIN entities e ON e.seq = f.rowid"
-                where.insert(0, "entities_fts MATCH ?")
-            else:
-                where.insert(0, "e.seq IN (SELECT rowid FROM entities_fts WHERE "
-                                "entities_fts MATCH ?)")
-            params.insert(0, match)
-            filters.insert(0, "e.seq IN (SELECT rowid FROM entities_fts WHERE "
-                              "entities_fts MATCH ?)")
-            filter_params.insert(0, match)
-        key = "f.rowid" if fts_driven else f"e.{key_sql}"
+            conds.append(_SEARCH)
+            params.append(match)
+        if deleted != "include":
+            conds.append(f"e.deleted_at IS {'' if deleted == 'exclude' else 'NOT '}NULL")
+        await self._tag_filters(tags, conds, params)
+
+        source, key = "entities e", f"e.{key_sql}"
+        page_conds = list(conds)
+        if match is not None and sort_by == "created_at":
+            # The full-text index yields rows in creation order (rowid = seq), so a broad
+            # search stops after one page instead of sorting every match.
+            source, key = "entities_fts f JOIN entities e ON e.seq = f.rowid", "f.rowid"
+            page_conds[0] = "entities_fts MATCH ?"
+        desc = sort_order == "desc"
+        page_params = list(params)
         if cursor:
             after, last_id = decode_cursor(cursor, sort_by, sort_order)
             op = "<" if desc else ">"
             if unique:
-                where.append(f"{key} {op} ?")
-                params.append(after)
+                page_conds.append(f"{key} {op} ?")
+                page_params.append(after)
             else:
-                where.append(f"({key}, e.entity_id) {op} (?, ?)")
-                params += [after, last_id]
+                page_conds.append(f"({key}, e.entity_id) {op} (?, ?)")
+                page_params += [after, last_id]
+        direction = "DESC" if desc else "ASC"
         order = f"{key} {direction}" + ("" if unique else f", e.entity_id {direction}")
-        sql = (f"SELECT e.* FROM {source} {'WHERE ' + ' AND '.join(where) if where else ''}"
-               f" ORDER BY {order} LIMIT ?")
-        params.append(limit + 1)
+        sql = f"SELECT e.* FROM {source}{_where(page_conds)} ORDER BY {order} LIMIT ?"
+        page_params.append(limit + 1)
         if offset and not cursor:
             sql += " OFFSET ?"
-            params.append(offset)
-        rows = await self.db.fetchall(sql, params)
-        more = len(rows) > limit
-        rows = rows[:limit]
+            page_params.append(offset)
+        rows = await self.db.fetchall(sql, page_params)
         next_cursor = None
-        if more and rows:
+        if len(rows) > limit:
+            rows = rows[:limit]
             last = rows[-1]
             next_cursor = encode_cursor(sort_by, sort_order, last[key_column], last["entity_id"])
         total = None
         if include_total:
-            count_sql = "SELECT count(*) AS n FROM entities e"
-            if filters:
-                count_sql += " WHERE " + " AND ".join(filters)
-            total = (await self.db.fetchone(count_sql, filter_params))["n"]
+            total = (await self.db.fetchone(
+                f"SELECT count(*) AS n FROM entities e{_where(conds)}", params))["n"]
         return ListResult([_row_to_dict(r) for r in rows], next_cursor, total)
 
     async def _tag_filters(self, tags: Iterable[str], where: list[str],
@@ -195,9 +186,11 @@ class EntityStore:
                 f"filter by at most {MAX_TAG_FILTERS} tags at once; got {len(wanted)}",
                 details=[{"path": "query.tag", "message": f"at most {MAX_TAG_FILTERS} tags"}])
         marks = ",".join("?" * len(wanted))
-        counts = {r["tag"]: r["live"] for r in await self.db.fetchall(
-            f"SELECT tag, live FROM entity_tag_counts WHERE tag IN ({marks})", wanted)}
-        newest = (await self.db.fetchone("SELECT max(seq) AS n FROM entities"))["n"] or 0
+        rows = await self.db.fetchall(
+            "SELECT tag, live, (SELECT max(seq) FROM entities) AS newest"
+            f" FROM entity_tag_counts WHERE tag IN ({marks})", wanted)
+        counts = {r["tag"]: r["live"] for r in rows}
+        newest = (rows[0]["newest"] or 0) if rows else 0
         # break-even where looking up n rows costs what walking newest/n * page rows does
         common = max(200, int((13 * newest) ** 0.5))
         for tag in wanted:
@@ -310,6 +303,10 @@ class EntityStore:
             await self.kernel.events.record(
                 tx, "entity.deleted" if deleted else "entity.restored", {"entity_id": entity_id})
         return entity
+
+
+def _where(conds: list[str]) -> str:
+    return " WHERE " + " AND ".join(conds) if conds else ""
 
 
 def _folded(tags: Iterable[str]) -> list[str]:

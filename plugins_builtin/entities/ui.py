@@ -10,7 +10,7 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from ff_plugin_sdk import EntityTab, FaceForgeError, NotFound, UIPage, ValidationFailed
+from ff_plugin_sdk import BadRequest, EntityTab, NotFound, UIPage, ValidationFailed
 from plugins_builtin.entities.api import EntityCreate, check_id, normalize
 from plugins_builtin.entities.store import SORTS, EntityStore
 
@@ -145,7 +145,9 @@ def pages(kernel: Any, store: EntityStore) -> list[UIPage]:
                 limit=PAGE_SIZE, cursor=cursor, sort_by=sort_by, sort_order=order, q=q,
                 tags=tags, deleted="only" if state == "deleted" else "exclude",
                 include_total=filtered and not cursor)
-        except FaceForgeError:  # a stale cursor after the sort changed: start over
+        except BadRequest as exc:  # a stale cursor (the sort changed): start over
+            if exc.code != "invalid_cursor":
+                raise
             result = await store.list(limit=PAGE_SIZE, sort_by=sort_by, sort_order=order,
                                       q=q, tags=tags,
                                       deleted="only" if state == "deleted" else "exclude")
