@@ -35,25 +35,17 @@ def log_lines(home: Path) -> list[dict]:
 # --- load failures name the plugin ------------------------------------------------------
 
 
-def test_misspelt_hook_names_the_plugin_and_the_hook(make_app) -> None:
+@pytest.mark.parametrize(("name", "plugin", "detail"), [
+    ("broken_hook", broken_hook, "faceforge_rotes"),  # a misspelt hook name
+    ("wrong_args", wrong_args, "app"),  # a hook argument that does not exist
+    ("async_routes", async_routes, "faceforge_routes must not be async"),
+])
+def test_an_invalid_plugin_is_refused_naming_it_and_the_fault(make_app, name, plugin,
+                                                             detail) -> None:
     with pytest.raises(PluginError) as info:
-        make_app(extra_plugins=[("broken_hook", broken_hook)])
-    assert "'broken_hook'" in str(info.value)
-    assert "faceforge_rotes" in str(info.value)
-
-
-def test_hook_with_unknown_argument_names_the_plugin(make_app) -> None:
-    with pytest.raises(PluginError) as info:
-        make_app(extra_plugins=[("wrong_args", wrong_args)])
-    assert "'wrong_args'" in str(info.value)
-    assert "app" in str(info.value)
-
-
-def test_async_implementation_of_a_sync_hook_is_rejected(make_app) -> None:
-    with pytest.raises(PluginError) as info:
-        make_app(extra_plugins=[("async_routes", async_routes)])
-    assert "'async_routes'" in str(info.value)
-    assert "faceforge_routes must not be async" in str(info.value)
+        make_app(extra_plugins=[(name, plugin)])
+    assert f"'{name}'" in str(info.value)
+    assert detail in str(info.value)
 
 
 def test_same_plugin_name_twice_is_refused(make_app) -> None:
