@@ -50,13 +50,15 @@ class Hooks:
         return impls[::-1] if reverse else impls
 
     @staticmethod
-    def _invoke(impl: pluggy.HookImpl, name: str, kwargs: dict[str, Any]) -> Any:
+    def _failed(impl: pluggy.HookImpl, name: str, exc: Exception) -> PluginError:
+        return PluginError(
+            f"plugin {impl.plugin_name!r} failed in {name}: {type(exc).__name__}: {exc}")
+
+    def _invoke(self, impl: pluggy.HookImpl, name: str, kwargs: dict[str, Any]) -> Any:
         try:
             return impl.function(*[kwargs[a] for a in impl.argnames])
         except Exception as exc:
-            raise PluginError(
-                f"plugin {impl.plugin_name!r} failed in {name}: {type(exc).__name__}: {exc}"
-            ) from exc
+            raise self._failed(impl, name, exc) from exc
 
     def call_sync(self, name: str, **kwargs: Any) -> list[tuple[str, Any]]:
         """Call a hook whose implementations must be synchronous."""
@@ -70,19 +72,16 @@ class Hooks:
                 results.append((impl.plugin_name, result))
         return results
 
-    async def call(self, name: str, reverse: bool = False, **kwargs: Any) -> list[tuple[str, Any]]:
+    async def call(self, name: str, **kwargs: Any) -> list[tuple[str, Any]]:
         """Call a hook, awaiting async implementations one after another in plugin order."""
         results = []
-        for impl in self._impls(name, reverse):
+        for impl in self._impls(name):
             result = self._invoke(impl, name, kwargs)
             if inspect.isawaitable(result):
                 try:
                     result = await result
                 except Exception as exc:
-                    raise PluginError(
-                        f"plugin {impl.plugin_name!r} failed in {name}: "
-                        f"{type(exc).__name__}: {exc}"
-                    ) from exc
+                    raise self._failed(impl, name, exc) from exc
             if result is not None:
                 results.append((impl.plugin_name, result))
         return results
@@ -132,19 +131,13 @@ class Hooks:
         await self.call("faceforge_startup", kernel=kernel)
 
     async def shutdown(self, kernel: Kernel) -> None:
-        """Every plugin gets its shutdown, even when an earlier one fails."""
-        for impl in self._impls("faceforge_shutdown", reverse=True):
-            try:
-                result = impl.function(*[{"kernel": kernel}[a] for a in impl.argnames])
-                if inspect.isawaitable(result):
-                    await result
-            except Exception:
-                log.exception("plugin %r failed in faceforge_shutdown", impl.plugin_name)
+        """Every plugin gets its shutdown, in reverse order, even when an earlier one fails."""
+        await self.notify("faceforge_shutdown", reverse=True, kernel=kernel)
 
     # -- notification / processing -------------------------------------------------------
-    async def notify(self, name: str, **kwargs: Any) -> None:
-        """Deliver a notification to every subscriber; one failing does not stop the rest."""
-        for impl in self._impls(name):
+    async def notify(self, name: str, reverse: bool = False, **kwargs: Any) -> None:
+        """Call every implementation; one failing is logged and does not stop the rest."""
+        for impl in self._impls(name, reverse):
             try:
                 result = impl.function(*[kwargs[a] for a in impl.argnames])
                 if inspect.isawaitable(result):
