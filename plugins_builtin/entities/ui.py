@@ -207,11 +207,10 @@ def pages(kernel: Any, store: EntityStore) -> list[UIPage]:
 
     async def edit(request: Request) -> Response:
         entity_id = check_id(request.path_params["entity_id"])
-        entity = await store.get(entity_id)
         form = await request.form()
         data, errors = form_to_entity(form)
         if errors:
-            return form_page(request, entity, dict(form), errors)
+            return form_page(request, await store.get(entity_id), dict(form), errors)
         await store.update(entity_id, data, {})
         return _redirect(request, f"/ui/entities/{entity_id}?notice=saved")
 
