@@ -71,23 +71,18 @@ def test_entry_point_that_fails_to_import_names_the_plugin(monkeypatch) -> None:
     assert "faceforge_no_such_module_xyz" in str(info.value)
 
 
-async def test_failing_startup_stops_the_start_and_names_the_plugin(make_app) -> None:
-    app = make_app(extra_plugins=[("failing_startup", failing_startup)])
+@pytest.mark.parametrize(("name", "plugin", "detail"), [
+    ("failing_startup", failing_startup, "no GPU found"),  # its startup hook raises
+    ("bad_job_type", bad_job_type, "'greet'"),  # a job type without a namespace
+])
+async def test_a_plugin_failing_at_start_stops_it_naming_the_plugin(make_app, name, plugin,
+                                                                   detail) -> None:
+    app = make_app(extra_plugins=[(name, plugin)])
     with pytest.raises(PluginError) as info:
         async with app.router.lifespan_context(app):
             pass
-    assert "'failing_startup'" in str(info.value)
-    assert "no GPU found" in str(info.value)
-    assert kernel_of(app).startup_error is info.value
-
-
-async def test_unnamespaced_job_type_names_the_plugin(make_app) -> None:
-    app = make_app(extra_plugins=[("bad_job_type", bad_job_type)])
-    with pytest.raises(PluginError) as info:
-        async with app.router.lifespan_context(app):
-            pass
-    assert "'bad_job_type'" in str(info.value)
-    assert "'greet'" in str(info.value)
+    assert f"'{name}'" in str(info.value)
+    assert detail in str(info.value)
     # kept for the CLI, which prints it as its one-line error
     assert kernel_of(app).startup_error is info.value
 
