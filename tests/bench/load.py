@@ -1,4 +1,7 @@
-"""One keep-alive client, sequential requests: throughput, latency percentiles, CPU use."""
+"""One keep-alive client, sequential requests: throughput, latency percentiles, CPU use.
+
+:class:`CpuMeter` is shared with the concurrent-client phase (:mod:`tests.bench.concurrency`).
+"""
 
 from __future__ import annotations
 
@@ -51,6 +54,44 @@ def busy_cores(window: float) -> float | None:
     time.sleep(window)
     after = machine_busy_s()
     return None if before is None or after is None else (after - before) / window
+
+
+class CpuMeter:
+    """CPU spent over an interval by this process (the client), the server, everyone else.
+
+    ``start()``, run the workload, then ``stop(requests, wall)``: per-request milliseconds
+    and busy cores for the client and the server, and the cores other programs kept busy.
+    """
+
+    def __init__(self, server_pid: int | None) -> None:
+        self.server_pid = server_pid
+        self._busy0: float | None = None
+        self._server0: float | None = None
+        self._mine0 = 0.0
+
+    def start(self) -> CpuMeter:
+        self._busy0 = machine_busy_s()
+        self._server0 = process_cpu_s(self.server_pid)
+        self._mine0 = time.process_time()
+        return self
+
+    def stop(self, requests: int, wall: float) -> dict[str, Any]:
+        mine = time.process_time() - self._mine0
+        busy1, server1 = machine_busy_s(), process_cpu_s(self.server_pid)
+        n = max(1, requests)
+        wall = max(wall, 1e-9)
+        #: CPU the benchmark client itself spent per request (it shares the machine's cores)
+        out: dict[str, Any] = {"client_cpu_ms_per_req": round(mine / n * 1e3, 3),
+                               "client_cpu_cores": round(mine / wall, 2)}
+        if self._server0 is not None and server1 is not None:
+            server = server1 - self._server0
+            out["server_cpu_ms_per_req"] = round(server / n * 1e3, 3)
+            out["server_cpu_cores"] = round(server / wall, 2)
+            if self._busy0 is not None and busy1 is not None:
+                others = (busy1 - self._busy0) - server - mine
+                #: cores other programs kept busy meanwhile; above ~0.3 the numbers are noisy
+                out["other_load_cores"] = round(max(0.0, others) / wall, 2)
+        return out
 
 
 def wait_quiet(max_wait: float, threshold: float = 0.3, window: float = 0.5) -> dict[str, Any]:
@@ -107,7 +148,7 @@ def get_json(client: httpx.Client, path: str) -> Any:
 def _run(client: httpx.Client, requests: Sequence[Request], expect: int,
          max_seconds: float | None, server_pid: int | None) -> dict[str, Any]:
     latencies: list[float] = []
-    busy0, server0, mine0 = machine_busy_s(), process_cpu_s(server_pid), time.process_time()
+    meter = CpuMeter(server_pid).start()
     start = time.perf_counter()
     for method, path, body in requests:
         t = time.perf_counter()
@@ -120,19 +161,13 @@ def _run(client: httpx.Client, requests: Sequence[Request], expect: int,
                 time.perf_counter() - start > max_seconds:
             break
     wall = time.perf_counter() - start
-    mine = time.process_time() - mine0
-    busy1, server1 = machine_busy_s(), process_cpu_s(server_pid)
-    n = len(latencies)
+    cpu = meter.stop(len(latencies), wall)
     result = summarize(latencies, wall)
-    #: CPU the benchmark client itself spent per request (it shares the machine's cores)
-    result["client_cpu_ms_per_req"] = round(mine / n * 1e3, 3)
-    if server0 is not None and server1 is not None:
-        result["server_cpu_ms_per_req"] = round((server1 - server0) / n * 1e3, 3)
-        if busy0 is not None and busy1 is not None:
-            others = (busy1 - busy0) - (server1 - server0) - mine
-            #: cores other programs kept busy meanwhile; above ~0.3 the numbers are noisy
-            result["other_load_cores"] = round(max(0.0, others) / wall, 2)
-    if n < len(requests):
+    result["client_cpu_ms_per_req"] = cpu["client_cpu_ms_per_req"]
+    for key in ("server_cpu_ms_per_req", "other_load_cores"):
+        if key in cpu:
+            result[key] = cpu[key]
+    if len(latencies) < len(requests):
         result["stopped_early_after_s"] = max_seconds
     return result
 
