@@ -6,10 +6,12 @@ A bad file is a :class:`ConfigError` whose one-line message names the file and t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import secrets
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -157,14 +159,33 @@ def _read_json(path: Path) -> Any:
 
 
 def write_private_json(path: Path, data: Any) -> None:
-    """Write atomically with mode 0600: the file holds the install token."""
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=2)
-        fh.write("\n")
-    os.replace(tmp, path)
-    os.chmod(path, 0o600)
+    """Replace ``path`` with ``data`` as JSON, atomically and owner-only (mode 0600).
+
+    The bytes go to a new temporary file in the same folder, created 0600 from the start
+    (``mkstemp``: ``O_EXCL``, never a looser moment), are fsync'd, then renamed over ``path``,
+    and (POSIX) the folder is fsync'd so the rename survives a power cut.  A failure at any
+    step leaves the previous file as it was and no temporary file behind.
+    """
+    text = json.dumps(data, indent=2) + "\n"  # fails (if it does) before any file is touched
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            if os.name == "posix":  # exactly 0600, whatever the umask
+                os.fchmod(fh.fileno(), 0o600)
+            fh.write(text.encode("utf-8"))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    if os.name == "posix":  # Windows cannot open a folder to sync it
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
 
 
 def load_config(path: Path) -> CoreConfig:
@@ -213,11 +234,9 @@ def read_ports(paths: Paths) -> PortsFile | None:
 
 
 def write_ports(paths: Paths, core_port: int) -> None:
+    """Record the port Core listens on in config/ports.json, keeping the other entries."""
     current = read_ports(paths) or PortsFile()
-    data = {"core": core_port, "seaweed_s3": current.seaweed_s3}
-    tmp = paths.ports_file.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, paths.ports_file)
+    write_private_json(paths.ports_file, {"core": core_port, "seaweed_s3": current.seaweed_s3})
 
 
 def _port(value: str | int, source: str) -> int:

@@ -11,6 +11,25 @@ from pathlib import Path
 #: Folders created under the home at every start (spec §10.1).
 SUBFOLDERS = ("db", "assets", "s3", "logs", "tmp", "config", "tools", "plugins")
 DB_FILENAME = "core.sqlite3"
+PRIVATE_DIR_MODE = 0o700
+_FOLDER_FIELDS = ("config_dir", "tmp_dir", "db_dir", "assets_dir", "s3_dir", "logs_dir",
+                  "tools_dir", "plugins_dir")
+
+
+def private_dir(path: Path, *, tighten: bool = True) -> None:
+    """Create ``path`` (and missing parents) readable by its owner only.
+
+    A folder created here is 0700 whatever the umask; an existing one is made 0700 when
+    ``tighten`` and its group or others have any access.  Windows: folders are created, modes
+    are left to the ACLs the folder inherits.
+    """
+    existed = path.is_dir()
+    path.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
+    if os.name != "posix" or (existed and not tighten):
+        return
+    mode = path.stat().st_mode & 0o777
+    if (not existed and mode != PRIVATE_DIR_MODE) or mode & 0o077:
+        os.chmod(path, PRIVATE_DIR_MODE)
 
 
 def default_home(env: Mapping[str, str], platform: str = sys.platform) -> Path:
@@ -63,10 +82,16 @@ class Paths:
         return self.db_dir / DB_FILENAME
 
     def create(self) -> None:
-        """Create every folder (idempotent)."""
-        for name in ("config_dir", "tmp_dir", "db_dir", "assets_dir", "s3_dir", "logs_dir",
-                     "tools_dir", "plugins_dir"):
-            getattr(self, name).mkdir(parents=True, exist_ok=True)
+        """Create every folder (idempotent), owner-only (0700 on POSIX).
+
+        The home and the folders inside it are tightened at every start, so a home made
+        earlier with 0755 becomes private; a ``paths.*`` override outside the home (a shared
+        disk, say) is created private but an existing one is left as its owner set it.
+        """
+        private_dir(self.home)
+        for name in _FOLDER_FIELDS:
+            folder: Path = getattr(self, name)
+            private_dir(folder, tighten=folder == self.home or self.home in folder.parents)
 
     def as_dict(self) -> dict[str, str]:
         return {name: str(getattr(self, name)) for name in self.__dataclass_fields__} | {
