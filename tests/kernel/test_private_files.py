@@ -1,10 +1,11 @@
-"""Private by default: FACEFORGE_HOME and its folders are owner-only (0700), core.json and
-ports.json are 0600, and the JSON files are replaced atomically (a crash mid-write leaves the
-previous file whole and no half file)."""
+"""Private by default: FACEFORGE_HOME and its folders are owner-only (0700), core.json,
+ports.json and the log files are 0600, and the JSON files are replaced atomically (a crash
+mid-write leaves the previous file whole and no half file)."""
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import stat
 from collections.abc import Callable, Iterator
@@ -21,6 +22,7 @@ from kernel.config import (
     write_private_json,
 )
 from kernel.home import SUBFOLDERS, private_dir
+from kernel.log import configure_logging
 
 from .conftest import write_json
 
@@ -106,7 +108,10 @@ def test_on_windows_folders_and_files_are_made_without_chmod(
     monkeypatch.setattr(os, "fchmod", no_chmod)
     private_dir(tmp_path / "home" / "config")
     write_private_json(tmp_path / "home" / "config" / "core.json", {"a": 1})
+    configure_logging(tmp_path / "home" / "logs", console=False)
+    logging.getLogger("faceforge.test").info("hello")
     assert json.loads((tmp_path / "home" / "config" / "core.json").read_text()) == {"a": 1}
+    assert "hello" in (tmp_path / "home" / "logs" / "core.log").read_text()
 
 
 # --- core.json and ports.json -------------------------------------------------------------
@@ -186,3 +191,31 @@ def test_rotating_the_token_keeps_core_json_private(home: Path) -> None:
     assert mode(settings.paths.config_file) == 0o600
     assert leftovers(settings.paths.config_dir, {"core.json"}) == []
 
+
+# --- log files ----------------------------------------------------------------------------
+
+
+def test_log_file_and_its_backups_are_0600(tmp_path: Path, umask: int) -> None:
+    logs = tmp_path / "logs"
+    configure_logging(logs, max_bytes=1_000, backup_count=2, console=False)
+    log = logging.getLogger("faceforge.test")
+    for n in range(60):
+        log.info("line %03d %s", n, "x" * 40)
+    names = sorted(p.name for p in logs.iterdir())
+    assert names == ["core.log", "core.log.1", "core.log.2"]
+    for name in names:
+        assert mode(logs / name) == 0o600, name
+    assert mode(logs) == 0o700
+
+
+def test_log_files_left_world_readable_by_an_older_core_are_tightened(tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    for name in ("core.log", "core.log.1"):
+        (logs / name).write_text('{"message": "old"}\n', encoding="utf-8")
+        os.chmod(logs / name, 0o644)
+    configure_logging(logs, console=False)
+    logging.getLogger("faceforge.test").info("new")
+    assert mode(logs / "core.log") == mode(logs / "core.log.1") == 0o600
+    text = (logs / "core.log").read_text(encoding="utf-8")
+    assert text.startswith('{"message": "old"}\n') and '"new"' in text  # appended, not lost
