@@ -37,21 +37,28 @@ def _parser() -> argparse.ArgumentParser:
 def _serve(args: argparse.Namespace) -> int:
     from kernel.app import create_app
     from kernel.config import load_settings, write_ports
-    from kernel.server import hypercorn_config, reserve_port, serve_app
+    from kernel.server import hypercorn_config, listen_socket, serve_app
 
     settings = load_settings(args.home, host=args.host, port=args.port)
-    port = reserve_port(settings.host, settings.port)
-    if settings.port == 0:
-        write_ports(settings.paths, port)
-    settings.port = port
-    app = create_app(settings)
+    # Bound once, here, and served on as is: the port in ports.json cannot be taken by
+    # another program before Hypercorn accepts on it.
+    sock = listen_socket(settings.host, settings.port)
+    try:
+        port = int(sock.getsockname()[1])
+        if settings.port == 0:
+            write_ports(settings.paths, port)
+        settings.port = port
+        app = create_app(settings)
+    except BaseException:
+        sock.close()
+        raise
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
     print(f"FaceForge {__version__} on http://{host}:{port}/  (home: {settings.paths.home})",
           file=sys.stderr, flush=True)
     print("Sign in to the UI with the token printed by: faceforge token", file=sys.stderr,
           flush=True)
     try:
-        asyncio.run(serve_app(app, hypercorn_config(settings.host, port)))
+        asyncio.run(serve_app(app, hypercorn_config(settings.host, port), sock))
     except Exception as exc:
         cause = getattr(app.state.kernel, "startup_error", None)
         raise StartupError(str(cause) if cause else f"Core stopped: {exc}") from exc
