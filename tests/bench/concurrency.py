@@ -30,6 +30,8 @@ import msgspec
 from tests.bench.load import CpuMeter, get_json, summarize
 
 Check = Callable[[str, bool, Any], None]
+#: a request unanswered this long counts as an error (a hung server must not hang the bench)
+REQUEST_TIMEOUT_S = 60.0
 
 
 class RawConnection:
@@ -107,9 +109,10 @@ async def _drive(base_url: str, headers: dict[str, str], clients: int,
         for index, item in items:  # shared iterator: one event loop, no race
             t = time.perf_counter()
             try:
-                status, data = await conn.request(*item)
+                async with asyncio.timeout(REQUEST_TIMEOUT_S):
+                    status, data = await conn.request(*item)
             except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError,
-                    ValueError) as exc:
+                    ValueError) as exc:  # TimeoutError is an OSError
                 await conn.close()  # reconnects on the next request
                 status, data = -1, f"{type(exc).__name__}: {exc}".encode()
             on_response(index, item, status, data, time.perf_counter() - t)
