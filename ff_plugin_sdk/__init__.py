@@ -1,6 +1,7 @@
 """The public surface for FaceForge plugin authors.
 
-In-process plugins use :data:`hookimpl` and the types in :mod:`ff_plugin_sdk.types`;
+In-process plugins use :data:`hookimpl`, the types in :mod:`ff_plugin_sdk.types` and the
+:class:`~ff_plugin_sdk.kernel.Kernel` protocol (everything they may use of the server);
 out-of-process plugins use :class:`ff_plugin_sdk.client.FaceForgeClient`.  Nothing here
 imports the server.
 """
@@ -16,11 +17,13 @@ from ff_plugin_sdk.errors import (
     Forbidden,
     NotFound,
     PayloadTooLarge,
+    PreconditionFailed,
     Unauthorized,
     ValidationFailed,
 )
+from ff_plugin_sdk.kernel import Kernel, WriteTx
 from ff_plugin_sdk.types import (
-    SCOPES,
+    PUBLIC,
     SQL_INT_MAX,
     ApiRoute,
     AssetKind,
@@ -29,10 +32,13 @@ from ff_plugin_sdk.types import (
     JobType,
     Migration,
     NavEntry,
+    Principal,
+    Scope,
     SqlInt,
     StaticDir,
     StorageProviderType,
     UIPage,
+    parse_event_id,
 )
 
 PROJECT_NAME = "faceforge"
@@ -41,7 +47,7 @@ hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 
 __all__ = [
     "PROJECT_NAME",
-    "SCOPES",
+    "PUBLIC",
     "SQL_INT_MAX",
     "ApiRoute",
     "AssetKind",
@@ -52,15 +58,21 @@ __all__ = [
     "FaceForgeError",
     "Forbidden",
     "JobType",
+    "Kernel",
     "Migration",
     "NavEntry",
     "NotFound",
     "PayloadTooLarge",
+    "PreconditionFailed",
+    "Principal",
+    "Scope",
     "SqlInt",
     "StaticDir",
     "StorageProviderType",
     "UIPage",
     "Unauthorized",
     "ValidationFailed",
+    "WriteTx",
     "hookimpl",
+    "parse_event_id",
 ]

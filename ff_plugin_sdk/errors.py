@@ -63,6 +63,13 @@ class Conflict(FaceForgeError):
     code = "conflict"
 
 
+class PreconditionFailed(FaceForgeError):
+    """An ``If-Match`` that no longer matches: someone changed the resource meanwhile."""
+
+    status = 412
+    code = "precondition_failed"
+
+
 class PayloadTooLarge(FaceForgeError):
     status = 413
     code = "payload_too_large"

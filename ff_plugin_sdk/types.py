@@ -19,18 +19,36 @@ import msgspec
 SQL_INT_MAX = 2**63 - 1
 SqlInt = Annotated[int, msgspec.Meta(ge=-SQL_INT_MAX - 1, le=SQL_INT_MAX)]
 
-#: Every permission scope a route may require.  The install token and UI sessions hold all.
-SCOPES: tuple[str, ...] = (
-    "system:read",
-    "entities:read",
-    "entities:write",
-    "assets:read",
-    "assets:write",
-    "jobs:read",
-    "jobs:run",
-    "events:read",
-    "plugins:admin",
-)
+#: The "scope" of a route anyone may call, signed in or not (``/healthz``, the login page).
+PUBLIC = "public"
+#: What a scope name looks like: ``<area>:<verb>``.
+SCOPE_PATTERN = r"^[a-z][a-z0-9_]*:[a-z][a-z0-9_]*$"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Scope:
+    """A permission a route may require (``entities:read``); contributed by the plugin that
+    owns the routes, through ``faceforge_scopes``."""
+
+    name: str
+    description: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Principal:
+    """Who is calling: the install token, a UI session, or a scoped token.
+
+    ``scopes`` is what it may do; ``csrf_token`` is set for a session (unsafe requests made
+    with its cookie must carry it).
+    """
+
+    kind: str  # "install_token" | "session" | "token"
+    scopes: frozenset[str]
+    name: str = ""
+    csrf_token: str | None = None
+    session_id: str | None = None
+    #: what identifies the credential, to tell later whether it still holds
+    credential: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -44,6 +62,7 @@ class ApiRoute:
 
     path: str
     endpoint: Callable[..., Awaitable[Any]]
+    #: the permission scope the caller needs, or :data:`PUBLIC`
     scope: str
     methods: Sequence[str] = ("GET",)
     body: Any = None
@@ -54,6 +73,8 @@ class ApiRoute:
     tags: Sequence[str] = ()
     #: a route without a JSON response (a download, a stream): documented by media type
     media_type: str | None = None
+    #: the largest request body accepted (413 past it); None: ``limits.max_body_bytes``
+    max_body_bytes: int | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -101,12 +122,14 @@ class NavEntry:
 
 @dataclass(frozen=True, kw_only=True)
 class UIPage:
-    """A server-rendered page, mounted under ``/ui``; needs a signed-in session."""
+    """A server-rendered page, mounted under ``/ui``; needs a signed-in session unless
+    ``public`` (the login page)."""
 
     path: str
     endpoint: Callable[..., Awaitable[Any]]
     methods: Sequence[str] = ("GET",)
     name: str | None = None
+    public: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -140,3 +163,11 @@ class Event:
     created_at: str
     data: dict[str, Any] = field(default_factory=dict)
     correlation_id: str | None = None
+
+
+def parse_event_id(text: str | None) -> int | None:
+    """An event id from text (``Last-Event-ID``, a link); None unless it is one."""
+    if not text or not text.isdigit() or len(text) > 19:
+        return None
+    value = int(text)
+    return value if value <= SQL_INT_MAX else None

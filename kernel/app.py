@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,16 @@ from starlette.staticfiles import StaticFiles
 from ff_plugin_sdk.types import ApiRoute, UIPage
 from kernel import system_api
 from kernel.access import AccessMiddleware
-from kernel.auth import AuthMiddleware, SessionStore, TokenStore, check_form_csrf
+from kernel.auth import (
+    PUBLIC,
+    SIGNED_IN,
+    Authenticator,
+    AuthMiddleware,
+    RouteTable,
+    ScopeRegistry,
+    check_form_csrf,
+    declare,
+)
 from kernel.config import Settings, load_settings
 from kernel.db import Database
 from kernel.docs import docs_routes
@@ -26,27 +36,41 @@ from kernel.envelope import EXCEPTION_HANDLERS
 from kernel.errors import PluginError
 from kernel.events import EventBus
 from kernel.hooks import Hooks
+from kernel.limits import BodyLimitMiddleware
 from kernel.log import configure_logging
 from kernel.migrations import apply_migrations
 from kernel.openapi import build_openapi
 from kernel.plugins import build_plugin_manager
 from kernel.routing import build_route
-from kernel.services import Kernel
+from kernel.services import Kernel, KernelAuth
+from kernel.sessions import SessionStore
 from kernel.templating import Templates
+from kernel.tokens import InstallToken, ScopedTokens
 
 log = logging.getLogger("faceforge.app")
 KERNEL_STATIC = Path(__file__).parent / "static"
+#: how long shutdown waits for subscribers to take the events committed so far
+DRAIN_SECONDS = 5.0
 
 
 def build_kernel(settings: Settings, extra_plugins: Sequence[tuple[str, Any]] = ()) -> Kernel:
     """Load plugins and wire the kernel's services; opens nothing."""
     pm, infos = build_plugin_manager(settings.disabled_plugins, extra_plugins)
+    hooks = Hooks(pm)
     db = Database(settings.paths.db_file)
-    tokens = TokenStore(settings.paths.config_file, settings.install_token)
+    auth_config = settings.config.auth
+    install = InstallToken(settings.paths.config_file, settings.install_token)
+    sessions = SessionStore(db, install, timedelta(hours=auth_config.session_ttl_hours),
+                            timedelta(minutes=auth_config.session_idle_minutes))
+    scopes = ScopeRegistry()
+    for plugin, scope in hooks.scopes():
+        scopes.add(plugin, scope.name, scope.description)
+    scoped = ScopedTokens(db, scopes.names)
+    authenticator = Authenticator(install, sessions, scoped, scopes.names)
     return Kernel(
-        settings=settings, hooks=Hooks(pm), plugins=infos, db=db, events=EventBus(db),
-        tokens=tokens,
-        sessions=SessionStore(db, tokens, settings.config.auth.session_ttl_hours),
+        settings=settings, hooks=hooks, plugins=infos, db=db, events=EventBus(db),
+        tokens=install, scoped_tokens=scoped, sessions=sessions, scopes=scopes,
+        auth=KernelAuth(install, sessions, authenticator),
     )
 
 
@@ -61,8 +85,9 @@ async def open_kernel(kernel: Kernel) -> list[tuple[str, int, str]]:
 
 
 async def start_kernel(kernel: Kernel) -> None:
-    """Everything after migrations: sessions, UI contributions, job types, events, plugins."""
+    """Everything after migrations: credentials, UI contributions, job types, events, plugins."""
     await kernel.sessions.load()
+    await kernel.scoped_tokens.load()
     kernel.nav = await kernel.hooks.ui_nav(kernel)
     kernel.entity_tabs = await kernel.hooks.ui_entity_tabs(kernel)
     for plugin, job_type in await kernel.hooks.job_types(kernel):
@@ -70,8 +95,19 @@ async def start_kernel(kernel: Kernel) -> None:
             raise PluginError(f"plugin {plugin!r}: job type {job_type.name!r} must be "
                               f"namespaced as '<plugin>.<name>'")
         kernel.job_types[job_type.name] = job_type
-    await kernel.events.start(lambda event: kernel.hooks.event(kernel, event))
+    await kernel.events.start(kernel.hooks.event_subscribers(kernel))
+    kernel.sessions.start_purging()
     await kernel.hooks.startup(kernel)
+
+
+async def stop_kernel(kernel: Kernel) -> None:
+    """Streams end, subscribers get what was committed (bounded), plugins stop, db closes."""
+    await kernel.events.close_streams()
+    await kernel.events.drain(DRAIN_SECONDS)
+    await kernel.events.stop()
+    await kernel.sessions.stop()
+    await kernel.hooks.shutdown(kernel)
+    await kernel.db.close()
 
 
 def _api_routes(kernel: Kernel) -> list[tuple[str, str, ApiRoute]]:
@@ -79,6 +115,7 @@ def _api_routes(kernel: Kernel) -> list[tuple[str, str, ApiRoute]]:
     routes += [(plugin, "/v1" + r.path, r) for plugin, r in kernel.hooks.routes(kernel)]
     owners: dict[tuple[str, str], str] = {}
     for plugin, path, route in routes:
+        kernel.scopes.check(plugin, f"route {'/'.join(route.methods)} {path}", route.scope)
         for method in route.methods:
             if (method, path) in owners:
                 raise PluginError(f"plugin {plugin!r} adds {method} {path}, which plugin "
@@ -87,15 +124,16 @@ def _api_routes(kernel: Kernel) -> list[tuple[str, str, ApiRoute]]:
     return routes
 
 
-def _page(page: UIPage) -> Route:
+def _page(page: UIPage) -> BaseRoute:
     endpoint = page.endpoint
 
     async def handle(request: Request) -> Response:
         await check_form_csrf(request)
         return await endpoint(request)
 
-    return Route("/ui" + page.path, handle, methods=list(page.methods),
-                 name=page.name or getattr(endpoint, "__name__", None))
+    return declare(Route("/ui" + page.path, handle, methods=list(page.methods),
+                         name=page.name or getattr(endpoint, "__name__", None)),
+                   PUBLIC if page.public else SIGNED_IN)
 
 
 def _failed(kernel: Kernel, exc: Exception) -> None:
@@ -121,17 +159,19 @@ def create_app(
 
     api = _api_routes(kernel)
     kernel.api_routes = api
-    limit = settings.config.limits.max_json_body_bytes
-    routes: list[BaseRoute] = [build_route(r, path, limit) for _, path, r in api]
-    routes += docs_routes(build_openapi(api, version=kernel.version, public_paths={"/healthz"}))
+    routes: list[BaseRoute] = [build_route(r, path) for _, path, r in api]
+    routes += [declare(r, PUBLIC) for r in docs_routes(build_openapi(api, version=kernel.version))]
 
     kernel.templates = Templates(kernel, kernel.hooks.ui_templates())
     routes += [_page(page) for _, page in kernel.hooks.ui_pages(kernel)]
-    routes.append(Route("/", lambda request: RedirectResponse("/ui/", status_code=303)))
+    routes.append(declare(Route("/", lambda request: RedirectResponse("/ui/", status_code=303)),
+                          SIGNED_IN))
     static = [("kernel", KERNEL_STATIC)] + [(d.name, d.path) for _, d in
                                             kernel.hooks.static_dirs()]
-    routes += [Mount(f"/static/{name}", StaticFiles(directory=path), name=f"static-{name}")
+    routes += [declare(Mount(f"/static/{name}", StaticFiles(directory=path),
+                             name=f"static-{name}"), PUBLIC)
                for name, path in static]
+    table = RouteTable(routes)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -150,17 +190,16 @@ def create_app(
                      settings.paths.home, ", ".join(p.name for p in kernel.plugins) or "none")
             yield
         finally:
-            await kernel.events.close_streams()
-            await kernel.hooks.shutdown(kernel)
-            await kernel.events.stop()
-            await kernel.db.close()
+            await stop_kernel(kernel)
             log.info("FaceForge stopped")
 
     app = Starlette(
         routes=routes,
         middleware=[
             Middleware(AccessMiddleware, access_log=cfg.access_log),
-            Middleware(AuthMiddleware, tokens=kernel.tokens, sessions=kernel.sessions),
+            Middleware(AuthMiddleware, authenticator=kernel.auth.authenticator,
+                       table=lambda: table),
+            Middleware(BodyLimitMiddleware, default_limit=settings.config.limits.body_bytes),
         ],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,

@@ -1,154 +1,132 @@
-"""Who is calling: the install token, UI sessions, scopes and CSRF.
+"""Who is calling, and may they call this route.
 
-The install token (``Authorization: Bearer`` or ``X-FaceForge-Token``) and a UI session
-hold every scope.  A session cookie is a random id, never the token; unsafe requests made
-with it need the session's CSRF token.  Rotating the token ends every session.
+Credentials: the install token (``Authorization: Bearer`` or ``X-FaceForge-Token``) and a
+UI session hold every registered scope; a scoped token holds what it was issued with.  A
+session cookie is a random id, never the token; unsafe requests made with it need the
+session's CSRF token.
+
+Access comes from one source: every route the kernel mounts declares the scope it needs or
+that it is public (:class:`RouteAccess`, read from ``ApiRoute.scope`` / ``UIPage.public``).
+:class:`AuthMiddleware` reads that declaration; the OpenAPI document's ``security`` is built
+from the same field.  A path no route matches needs a principal (so probing for routes
+without credentials tells nothing).
 """
 
 from __future__ import annotations
 
-import hashlib
 import hmac
-import json
-import secrets
-import time
+import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ff_plugin_sdk.types import SCOPES
+from ff_plugin_sdk.types import PUBLIC, SCOPE_PATTERN, Principal
 from kernel.envelope import error_response
-from kernel.errors import Forbidden, Unauthorized
+from kernel.errors import Forbidden, PluginError
+from kernel.sessions import fingerprint
 
 if TYPE_CHECKING:
-    from kernel.db import Database
+    from kernel.sessions import SessionStore
+    from kernel.tokens import InstallToken, ScopedTokens
 
 SESSION_COOKIE = "ff_session"
 CSRF_HEADER = "x-csrf-token"
 CSRF_FIELD = "csrf_token"
-PUBLIC_PATHS = frozenset({"/healthz", "/docs", "/redoc", "/openapi.json", "/ui/login",
-                          "/favicon.ico"})
-PUBLIC_PREFIXES = ("/static/",)
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+#: the access of a UI page: any signed-in principal
+SIGNED_IN = "signed-in"
+_SCOPE = re.compile(SCOPE_PATTERN)
+
+#: the kernel's own scopes; plugins add theirs through ``faceforge_scopes``
+KERNEL_SCOPES = {
+    "system:read": "read the system information and check a token",
+    "events:read": "read the event log and follow its stream",
+    "plugins:admin": "install, enable, disable and configure plugins",
+}
 
 
-def _fingerprint(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()[:32]
+class ScopeRegistry:
+    """Every scope a route may require: the kernel's and those plugins contribute."""
+
+    def __init__(self) -> None:
+        self.scopes: dict[str, tuple[str, str]] = {  # name -> (owner, description)
+            name: ("kernel", text) for name, text in KERNEL_SCOPES.items()}
+
+    def add(self, owner: str, name: str, description: str) -> None:
+        if not _SCOPE.match(name):
+            raise PluginError(f"plugin {owner!r} declares scope {name!r}; a scope is named "
+                              f"'<area>:<verb>' in lower case")
+        if name in self.scopes and self.scopes[name][0] != owner:
+            raise PluginError(f"plugin {owner!r} declares scope {name!r}, which "
+                              f"{self.scopes[name][0]!r} already declares")
+        self.scopes[name] = (owner, description)
+
+    def names(self) -> frozenset[str]:
+        return frozenset(self.scopes)
+
+    def check(self, owner: str, what: str, scope: str, signed_in_ok: bool = False) -> None:
+        """A route's declared scope must be registered (or public): a load error if not."""
+        if scope == PUBLIC or scope in self.scopes or (signed_in_ok and scope == SIGNED_IN):
+            return
+        raise PluginError(
+            f"plugin {owner!r}: {what} requires unknown scope {scope!r}; declare it with "
+            f"faceforge_scopes or use one of: {', '.join(sorted(self.scopes))}, or "
+            f"{PUBLIC!r}")
 
 
-@dataclass(frozen=True)
-class Principal:
-    kind: str  # "token" | "session"
-    scopes: frozenset[str]
-    csrf_token: str | None = None
-    session_id: str | None = None
+class Authenticator:
+    """Turns request headers into a :class:`Principal`, and tells whether one still holds."""
 
+    def __init__(self, install: InstallToken, sessions: SessionStore, scoped: ScopedTokens,
+                 all_scopes: Callable[[], frozenset[str]]) -> None:
+        self.install = install
+        self.sessions = sessions
+        self.scoped = scoped
+        self.all_scopes = all_scopes
 
-class TokenStore:
-    """The install token, re-read when core.json changes so ``faceforge token --rotate``
-    takes effect without a restart."""
+    def authenticate(self, headers: dict[bytes, bytes]) -> Principal | None:
+        given = None
+        auth = headers.get(b"authorization")
+        if auth and auth[:7].lower() == b"bearer ":
+            given = auth[7:].strip().decode("latin-1")
+        elif b"x-faceforge-token" in headers:
+            given = headers[b"x-faceforge-token"].strip().decode("latin-1")
+        if given is not None:
+            return self.token_principal(given)
+        session_id = _cookie(headers, SESSION_COOKIE)
+        if session_id:
+            session = self.sessions.lookup(session_id)
+            if session is not None:
+                return Principal(kind="session", scopes=self.all_scopes(), name="ui",
+                                 csrf_token=session.csrf_token, session_id=session_id)
+        return None
 
-    def __init__(self, config_file: Path, token: str) -> None:
-        self.config_file = config_file
-        self._token = token
-        self._checked = time.monotonic()
-        self._stamp = self._stat()
-        self.listeners: list[Any] = []
+    def token_principal(self, given: str) -> Principal | None:
+        found = self.scoped.lookup(given)
+        if found is not None:
+            digest, held = found
+            return Principal(kind="token", scopes=held.scopes, name=held.name,
+                             credential=digest)
+        if self.install.matches(given):
+            return Principal(kind="install_token", scopes=self.all_scopes(), name="install",
+                             credential=fingerprint(given))
+        return None
 
-    def _stat(self) -> tuple[int, int, int]:
-        # os.replace gives a new inode, so a rotation within one coarse mtime tick is seen too
-        try:
-            st = self.config_file.stat()
-        except OSError:
-            return (0, 0, 0)
-        return (st.st_mtime_ns, st.st_ino, st.st_size)
-
-    def current(self) -> str:
-        now = time.monotonic()
-        if now - self._checked > 1.0:
-            self._checked = now
-            stamp = self._stat()
-            if stamp != self._stamp:
-                self._stamp = stamp
-                try:
-                    token = json.loads(self.config_file.read_text("utf-8"))["auth"]["install_token"]
-                except (OSError, ValueError, KeyError, TypeError):
-                    token = None  # a half-written or broken file keeps the old token
-                if isinstance(token, str) and token and token != self._token:
-                    self._token = token
-                    for listener in self.listeners:
-                        listener(token)
-        return self._token
-
-    def matches(self, given: str) -> bool:
-        return hmac.compare_digest(given.encode(), self.current().encode())
-
-
-@dataclass
-class Session:
-    csrf_token: str
-    token_fingerprint: str
-    expires_at: str
-
-
-class SessionStore:
-    """UI sessions; rows in ``ui_sessions`` keyed by the hash of the cookie value."""
-
-    def __init__(self, db: Database, tokens: TokenStore, ttl_hours: int) -> None:
-        self.db = db
-        self.tokens = tokens
-        self.ttl = timedelta(hours=ttl_hours)
-        self._cache: dict[str, Session] = {}
-
-    @staticmethod
-    def _hash(session_id: str) -> str:
-        return hashlib.sha256(session_id.encode()).hexdigest()
-
-    async def load(self) -> None:
-        now = datetime.now(UTC).isoformat()
-        async with self.db.transaction() as tx:
-            await tx.execute("DELETE FROM ui_sessions WHERE expires_at < ?", (now,))
-        rows = await self.db.fetchall("SELECT * FROM ui_sessions")
-        self._cache = {r["id_hash"]: Session(r["csrf_token"], r["token_fingerprint"],
-                                             r["expires_at"]) for r in rows}
-
-    async def create(self) -> tuple[str, str]:
-        """A new session; returns (cookie value, csrf token)."""
-        session_id, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
-        now = datetime.now(UTC)
-        session = Session(csrf, _fingerprint(self.tokens.current()),
-                          (now + self.ttl).isoformat())
-        async with self.db.transaction() as tx:
-            await tx.execute(
-                "INSERT INTO ui_sessions (id_hash, csrf_token, token_fingerprint, created_at,"
-                " expires_at) VALUES (?, ?, ?, ?, ?)",
-                (self._hash(session_id), csrf, session.token_fingerprint, now.isoformat(),
-                 session.expires_at),
-            )
-        self._cache[self._hash(session_id)] = session
-        return session_id, csrf
-
-    def lookup(self, session_id: str) -> Session | None:
-        session = self._cache.get(self._hash(session_id))
-        if session is None:
-            return None
-        if session.expires_at < datetime.now(UTC).isoformat():
-            return None
-        if session.token_fingerprint != _fingerprint(self.tokens.current()):
-            return None
-        return session
-
-    async def delete(self, session_id: str) -> None:
-        key = self._hash(session_id)
-        self._cache.pop(key, None)
-        async with self.db.transaction() as tx:
-            await tx.execute("DELETE FROM ui_sessions WHERE id_hash = ?", (key,))
+    def still_valid(self, principal: Principal) -> bool:
+        """False once the credential stopped working (rotated, signed out, expired,
+        revoked): long-lived responses (event streams) end then."""
+        if principal.kind == "session":
+            return (principal.session_id is not None
+                    and self.sessions.lookup(principal.session_id, touch=False) is not None)
+        if principal.kind == "token":
+            return self.scoped.holds(principal.credential)
+        return principal.credential == fingerprint(self.install.current())
 
 
 def _cookie(headers: dict[bytes, bytes], name: str) -> str | None:
@@ -162,52 +140,83 @@ def _cookie(headers: dict[bytes, bytes], name: str) -> str | None:
     return None
 
 
-def is_public(path: str) -> bool:
-    return path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
+@dataclass(frozen=True)
+class RoutePolicy:
+    """What a mounted route declares: the scope it requires (or :data:`SIGNED_IN`,
+    :data:`PUBLIC`) and, if it takes large bodies, its own body limit."""
+
+    scope: str
+    max_body_bytes: int | None = None
+
+
+def declare(route: BaseRoute, scope: str, max_body_bytes: int | None = None) -> BaseRoute:
+    """Attach a route's policy (read by :class:`AuthMiddleware` and the body limit)."""
+    route.faceforge_policy = RoutePolicy(scope, max_body_bytes)  # type: ignore[attr-defined]
+    return route
+
+
+class RouteTable:
+    """Finds the declared policy of the route a request will reach.
+
+    Paths without parameters are a dict lookup; the rest are matched like Starlette does.
+    """
+
+    def __init__(self, routes: Iterable[BaseRoute]) -> None:
+        Entry = tuple[frozenset[str] | None, RoutePolicy]
+        self.exact: dict[str, list[Entry]] = {}
+        self.patterns: list[tuple[re.Pattern[str], frozenset[str] | None, RoutePolicy]] = []
+        for route in routes:
+            policy = getattr(route, "faceforge_policy", None)
+            if policy is None:
+                raise RuntimeError(f"route {route!r} declares no policy")
+            methods = frozenset(route.methods) if isinstance(route, Route) and route.methods \
+                else None
+            if isinstance(route, Route) and not route.param_convertors:
+                self.exact.setdefault(route.path, []).append((methods, policy))
+            elif isinstance(route, Route | Mount):
+                self.patterns.append((route.path_regex, methods, policy))
+
+    def policy_for(self, method: str, path: str) -> RoutePolicy | None:
+        """The policy of the route serving ``method path``; None when none serves it."""
+        for methods, policy in self.exact.get(path, ()):
+            if methods is None or method in methods:
+                return policy
+        for regex, methods, policy in self.patterns:
+            if regex.match(path) and (methods is None or method in methods):
+                return policy
+        return None
 
 
 class AuthMiddleware:
-    """Authenticates every HTTP request; non-public paths without a principal are refused.
+    """Authenticates every HTTP request and enforces the declared access of its route."""
 
-    Scope checks happen per route (:func:`require_scope`), where the route's scope is known.
-    """
-
-    def __init__(self, app: ASGIApp, tokens: TokenStore, sessions: SessionStore) -> None:
+    def __init__(self, app: ASGIApp, authenticator: Authenticator,
+                 table: Callable[[], RouteTable]) -> None:
         self.app = app
-        self.tokens = tokens
-        self.sessions = sessions
-
-    def authenticate(self, headers: dict[bytes, bytes]) -> Principal | None:
-        given = None
-        auth = headers.get(b"authorization")
-        if auth and auth[:7].lower() == b"bearer ":
-            given = auth[7:].strip().decode("latin-1")
-        elif b"x-faceforge-token" in headers:
-            given = headers[b"x-faceforge-token"].strip().decode("latin-1")
-        if given is not None:
-            return Principal("token", frozenset(SCOPES)) if self.tokens.matches(given) else None
-        session_id = _cookie(headers, SESSION_COOKIE)
-        if session_id:
-            session = self.sessions.lookup(session_id)
-            if session is not None:
-                return Principal("session", frozenset(SCOPES), session.csrf_token, session_id)
-        return None
+        self.authenticator = authenticator
+        self.table = table
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])
-        path = scope["path"]
-        principal = self.authenticate(headers)
+        path, method = scope["path"], scope["method"]
+        principal = self.authenticator.authenticate(headers)
         scope["ff.principal"] = principal
+        policy = self.table().policy_for(method, path)
+        scope["ff.route_policy"] = policy
+        required = policy.scope if policy is not None else None
         response: Response | None = None
-        if principal is None and not is_public(path):
+        if required == PUBLIC:
+            pass
+        elif principal is None:
             response = self._refuse(path, scope.get("query_string", b""), headers)
-        elif (principal is not None and principal.kind == "session"
-              and scope["method"] not in SAFE_METHODS and not is_public(path)):
-            # public paths need no credentials, so a CSRF token there protects nothing;
-            # it would only turn a second sign-in (a stale login tab) into a 403
+        elif required not in (None, SIGNED_IN) and required not in principal.scopes:
+            response = error_response(
+                403, "missing_scope", f"this route needs the {required!r} scope, which this "
+                f"credential does not hold", details=[{"missing_scope": required}])
+        elif principal.kind == "session" and method not in SAFE_METHODS:
             given = headers.get(CSRF_HEADER.encode(), b"").decode("latin-1")
             if not (given and hmac.compare_digest(given, principal.csrf_token or "")):
                 ctype = headers.get(b"content-type", b"")
@@ -238,21 +247,6 @@ class AuthMiddleware:
 
 def principal_of(request: Request) -> Principal | None:
     return request.scope.get("ff.principal")
-
-
-#: the scope of routes anyone may call (``/healthz``)
-PUBLIC = "public"
-
-
-def require_scope(request: Request, scope: str) -> Principal | None:
-    principal = principal_of(request)
-    if scope == PUBLIC:
-        return principal
-    if principal is None:
-        raise Unauthorized("missing or invalid install token")
-    if scope not in principal.scopes:
-        raise Forbidden(f"this route needs the {scope!r} scope", code="missing_scope")
-    return principal
 
 
 async def check_form_csrf(request: Request) -> None:

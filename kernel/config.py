@@ -15,7 +15,7 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
@@ -33,7 +33,10 @@ class _Section(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 class AuthConfig(_Section):
     install_token: str | None = None
-    session_ttl_hours: int = 24 * 14
+    #: a UI session ends this long after sign-in ...
+    session_ttl_hours: Annotated[int, msgspec.Meta(ge=1)] = 24 * 14
+    #: ... or after this long without a request
+    session_idle_minutes: Annotated[int, msgspec.Meta(ge=1)] = 12 * 60
 
 
 class NetworkConfig(_Section):
@@ -89,8 +92,15 @@ class SeaweedConfig(_Section):
 
 
 class LimitsConfig(_Section):
-    #: largest JSON request body accepted, in bytes
-    max_json_body_bytes: int = 2 * 1024 * 1024
+    #: largest request body accepted by any route (API, UI forms, sign-in), in bytes;
+    #: routes that take files declare their own
+    max_body_bytes: Annotated[int, msgspec.Meta(ge=1)] = 2 * 1024 * 1024
+    #: the earlier name of ``max_body_bytes``; used when set
+    max_json_body_bytes: Annotated[int, msgspec.Meta(ge=1)] | None = None
+
+    @property
+    def body_bytes(self) -> int:
+        return self.max_json_body_bytes or self.max_body_bytes
 
 
 class LoggingConfig(_Section):

@@ -1,25 +1,49 @@
-"""SQLite through aiosqlite: one writer connection, a small pool of readers, WAL.
+"""SQLite: one writer thread that runs whole transactions, and a small pool of async readers.
 
-Writes are serialised by a lock around ``BEGIN IMMEDIATE`` on the single writer, so
-concurrent requests queue instead of failing with "database is locked".  Readers see the
-last committed state (WAL snapshot isolation).
+The write path (DESIGN §3a).  A caller hands :meth:`Database.write` a *synchronous*
+function; the writer thread runs it inside ``BEGIN IMMEDIATE ... COMMIT`` and the caller
+awaits the result: one thread hop per transaction, however many statements it runs.
+
+- Any exception in the function rolls its work back and is raised to the caller.
+- Group commit: functions queued while the writer was busy run together, each in its own
+  SAVEPOINT, under one COMMIT.  One function failing rolls back only its savepoint.
+- A failed COMMIT (a deferred constraint) rolls the group back; each of its functions is then
+  run again alone, so only the guilty one fails.  So a write function may run more than once:
+  it must touch nothing but ``tx`` and return what it computed.
+- A caller cancelled before its function started skips it; once started, the transaction
+  finishes (commits or rolls back) on the writer thread, never half open.
+- The function runs in a copy of the caller's context (its correlation id, say).
+
+The writer is the standard ``sqlite3`` module on a dedicated thread, not aiosqlite: aiosqlite
+runs each call through its own queue, so grouping transactions is not possible there.  Readers
+use aiosqlite (WAL: they see the last committed state and never wait for the writer).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import logging
+import os
+import queue
 import sqlite3
+import threading
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
+import msgspec
 
+from kernel.clock import utc_now
+from kernel.correlation import correlation_id
 from kernel.errors import StartupError
 
 log = logging.getLogger("faceforge.db")
+T = TypeVar("T")
 
 _PRAGMAS = (
     "PRAGMA journal_mode=WAL",
@@ -29,35 +53,70 @@ _PRAGMAS = (
     "PRAGMA temp_store=MEMORY",
     "PRAGMA cache_size=-32000",
 )
+#: most transactions grouped under one COMMIT: bounds the work a late failure redoes
+MAX_GROUP = 64
+
+Params = Sequence[Any] | dict[str, Any]
 
 
-class Transaction:
-    """The writer connection inside ``BEGIN IMMEDIATE``; collects work to run after commit."""
+class WriteTx:
+    """The writer connection inside one transaction.  Used only on the writer thread."""
 
-    def __init__(self, conn: aiosqlite.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
-        self._after_commit: list[Callable[[], Any]] = []
+        self.events: list[int] = []
+        self.callbacks: list[Callable[[], Any]] = []
 
-    async def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> int:
-        """Run one statement; returns ``lastrowid`` (for INSERTs)."""
-        cursor = await self.conn.execute(sql, params)
-        rowid = cursor.lastrowid or 0
-        await cursor.close()
-        return rowid
+    def execute(self, sql: str, params: Params = ()) -> int:
+        """Run one statement; returns ``lastrowid`` (for an INSERT)."""
+        return self.conn.execute(sql, params).lastrowid or 0
 
-    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-        await self.conn.executemany(sql, rows)
+    def changes(self, sql: str, params: Params = ()) -> int:
+        """Run one statement; returns how many rows it changed (UPDATE, DELETE)."""
+        return self.conn.execute(sql, params).rowcount
 
-    async def fetchall(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[Any]:
-        return list(await self.conn.execute_fetchall(sql, params))
+    def executemany(self, sql: str, rows: Iterable[Params]) -> None:
+        self.conn.executemany(sql, rows)
 
-    async def fetchone(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Any:
-        rows = list(await self.conn.execute_fetchall(sql, params))
-        return rows[0] if rows else None
+    def fetchall(self, sql: str, params: Params = ()) -> list[Any]:
+        return self.conn.execute(sql, params).fetchall()
+
+    def fetchone(self, sql: str, params: Params = ()) -> Any:
+        return self.conn.execute(sql, params).fetchone()
+
+    def event(self, type: str, data: dict[str, Any]) -> int:
+        """Append an event to the log in this transaction; it exists iff the change does."""
+        event_id = self.execute(
+            "INSERT INTO events (type, created_at, data, correlation_id) VALUES (?, ?, ?, ?)",
+            (type, utc_now(), msgspec.json.encode(data).decode(), correlation_id.get()))
+        self.events.append(event_id)
+        return event_id
 
     def after_commit(self, callback: Callable[[], Any]) -> None:
-        """Run ``callback`` once the transaction has committed (never on rollback)."""
-        self._after_commit.append(callback)
+        """Run ``callback`` on the event loop once this transaction has committed."""
+        self.callbacks.append(callback)
+
+
+@dataclass
+class _Job:
+    fn: Callable[[WriteTx], Any]
+    context: contextvars.Context
+    future: asyncio.Future[Any]
+    loop: asyncio.AbstractEventLoop
+    cancelled: bool = False
+    finished: bool = False
+    # outcome, set on the writer thread
+    result: Any = None
+    error: BaseException | None = None
+    tx: WriteTx | None = field(default=None, repr=False)
+
+    def run(self, conn: sqlite3.Connection) -> None:
+        self.tx = WriteTx(conn)
+        self.error = None
+        try:
+            self.result = self.context.run(self.fn, self.tx)
+        except BaseException as exc:
+            self.error = exc
 
 
 class Database:
@@ -66,16 +125,40 @@ class Database:
     def __init__(self, path: Path, readers: int = 3) -> None:
         self.path = path
         self._reader_count = readers
-        self._writer: aiosqlite.Connection | None = None
         self._readers: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
         self._all_readers: list[aiosqlite.Connection] = []
-        self._write_lock = asyncio.Lock()
+        self._writer: sqlite3.Connection | None = None
+        self._thread: threading.Thread | None = None
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        #: called on the event loop with the newest event id after a commit that wrote events
+        self.event_listeners: list[Callable[[int], None]] = []
 
-    async def _connect(self) -> aiosqlite.Connection:
-        conn = await aiosqlite.connect(self.path, isolation_level=None)
+    # -- open / close ---------------------------------------------------------------------
+    def _create_file(self) -> None:
+        """Create the file owner-only before SQLite does (its -wal/-shm inherit the mode)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if os.name == "posix":
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            os.close(fd)
+            if self.path.stat().st_mode & 0o077:
+                os.chmod(self.path, 0o600)
+
+    def _connect_writer(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         try:
             conn.row_factory = sqlite3.Row
             for pragma in _PRAGMAS:
+                conn.execute(pragma)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    async def _connect_reader(self) -> aiosqlite.Connection:
+        conn = await aiosqlite.connect(self.path, isolation_level=None)
+        try:
+            conn.row_factory = sqlite3.Row
+            for pragma in (*_PRAGMAS[1:], "PRAGMA query_only=ON"):
                 await conn.execute(pragma)
         except BaseException:
             # e.g. "file is not a database": the worker thread would keep the process alive
@@ -84,49 +167,168 @@ class Database:
         return conn
 
     async def open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._writer = await self._connect()
+            self._create_file()
+            self._writer = self._connect_writer()
             for _ in range(self._reader_count):
-                conn = await self._connect()
-                self._all_readers.append(conn)  # closed by close() even if the next line fails
-                await conn.execute("PRAGMA query_only=ON")
+                conn = await self._connect_reader()
+                self._all_readers.append(conn)
                 self._readers.put_nowait(conn)
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             await self.close()
             raise StartupError(f"cannot open database {self.path}: {exc}") from exc
+        self._jobs = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._writer_loop, args=(self._writer,),
+                                        name="faceforge-db-writer", daemon=True)
+        self._thread.start()
 
     async def close(self) -> None:
+        """Finish queued writes, stop the writer thread, close every connection."""
+        if self._thread is not None:
+            self._jobs.put(None)
+            await asyncio.get_running_loop().run_in_executor(None, self._thread.join)
+            self._thread = None
         for conn in self._all_readers:
             await conn.close()
         self._all_readers.clear()
+        self._readers = asyncio.Queue()
         if self._writer is not None:
-            await self._writer.close()
+            self._writer.close()
             self._writer = None
 
     @property
     def sqlite_version(self) -> str:
         return sqlite3.sqlite_version
 
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Transaction]:
-        """One write transaction; commits on success, rolls back on any exception."""
-        assert self._writer is not None, "database is not open"
-        async with self._write_lock:
-            tx = Transaction(self._writer)
-            await self._writer.execute("BEGIN IMMEDIATE")
-            try:
-                yield tx
-            except BaseException:
-                await self._writer.execute("ROLLBACK")
-                raise
-            await self._writer.execute("COMMIT")
-        for callback in tx._after_commit:
-            try:
-                callback()
-            except Exception:
-                log.exception("after-commit callback failed")
+    # -- writes -------------------------------------------------------------------------
+    async def write(self, fn: Callable[[WriteTx], T]) -> T:
+        """Run ``fn(tx)`` as one transaction on the writer thread; returns what it returns."""
+        if self._thread is None:
+            raise RuntimeError("database is not open")
+        loop = asyncio.get_running_loop()
+        job = _Job(fn, contextvars.copy_context(), loop.create_future(), loop)
+        self._jobs.put(job)
+        try:
+            return await job.future
+        except asyncio.CancelledError:
+            job.cancelled = True  # skipped if the writer has not started it
+            raise
 
+    def _writer_loop(self, conn: sqlite3.Connection) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            group = [job]
+            stop = False
+            while len(group) < MAX_GROUP:
+                try:
+                    more = self._jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    stop = True
+                    break
+                group.append(more)
+            try:
+                self._run_group(conn, [j for j in group if not j.cancelled])
+            except Exception as exc:  # the writer itself failed: keep it alive, tell callers
+                log.exception("the database writer failed")
+                self._rollback(conn)
+                for unfinished in group:
+                    if not unfinished.finished:
+                        unfinished.error = exc
+                        self._finish(unfinished, committed=False)
+            if stop:
+                return
+
+    def _run_group(self, conn: sqlite3.Connection, group: list[_Job]) -> None:
+        if not group:
+            return
+        if len(group) == 1:
+            self._run_alone(conn, group[0])
+            return
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            for job in group:
+                job.error = exc
+                self._finish(job, committed=False)
+            return
+        for job in group:
+            if job.cancelled:  # its caller gave up while it waited in the group
+                job.finished = True
+                continue
+            conn.execute("SAVEPOINT job")
+            job.run(conn)
+            if job.error is None:
+                conn.execute("RELEASE job")
+            else:
+                conn.execute("ROLLBACK TO job")
+                conn.execute("RELEASE job")
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error:
+            self._rollback(conn)
+            for job in group:  # a deferred constraint failed: find whose, one by one
+                if not job.cancelled:
+                    self._run_alone(conn, job)
+            return
+        for job in group:
+            if not job.finished:
+                self._finish(job, committed=job.error is None)
+
+    def _run_alone(self, conn: sqlite3.Connection, job: _Job) -> None:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            job.error = exc
+            self._finish(job, committed=False)
+            return
+        job.run(conn)
+        if job.error is None:
+            try:
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                job.error = exc
+        if job.error is not None:
+            self._rollback(conn)
+        self._finish(job, committed=job.error is None)
+
+    @staticmethod
+    def _rollback(conn: sqlite3.Connection) -> None:
+        if conn.in_transaction:
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                log.exception("ROLLBACK failed")
+
+    def _finish(self, job: _Job, committed: bool) -> None:
+        """Hand the outcome to the caller's loop; after-commit work runs there first."""
+        job.finished = True
+        # a closed loop: nobody is waiting for the outcome any more
+        with contextlib.suppress(RuntimeError):
+            job.loop.call_soon_threadsafe(self._settle, job, committed)
+
+    def _settle(self, job: _Job, committed: bool) -> None:
+        tx = job.tx
+        if committed and tx is not None:
+            if tx.events:
+                for listener in self.event_listeners:
+                    listener(max(tx.events))
+            for callback in tx.callbacks:
+                try:
+                    callback()
+                except Exception:
+                    log.exception("after-commit callback failed")
+        if job.future.done():  # the caller was cancelled
+            return
+        if job.error is not None:
+            job.future.set_exception(job.error)
+        else:
+            job.future.set_result(job.result)
+
+    # -- reads --------------------------------------------------------------------------
     @asynccontextmanager
     async def reader(self) -> AsyncIterator[aiosqlite.Connection]:
         conn = await self._readers.get()
@@ -135,10 +337,10 @@ class Database:
         finally:
             self._readers.put_nowait(conn)
 
-    async def fetchall(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[Any]:
+    async def fetchall(self, sql: str, params: Params = ()) -> list[Any]:
         async with self.reader() as conn:
             return list(await conn.execute_fetchall(sql, params))
 
-    async def fetchone(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Any:
+    async def fetchone(self, sql: str, params: Params = ()) -> Any:
         rows = await self.fetchall(sql, params)
         return rows[0] if rows else None

@@ -17,8 +17,8 @@ log = logging.getLogger("faceforge.http")
 
 _STARLETTE_CODES = {
     400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-    405: "method_not_allowed", 409: "conflict", 413: "payload_too_large",
-    416: "range_not_satisfiable", 422: "validation_error",
+    405: "method_not_allowed", 409: "conflict", 412: "precondition_failed",
+    413: "payload_too_large", 416: "range_not_satisfiable", 422: "validation_error",
 }
 
 

@@ -1,35 +1,34 @@
 """The append-only events table and its delivery.
 
-:meth:`EventBus.record` inserts inside the caller's transaction, so an event exists exactly
-when its change does.  After commit, events go (in id order) to in-process subscribers
-through the ``faceforge_event`` hook, and wake any server-sent-event streams.
+An event is written by ``tx.event(...)`` inside the transaction it records (see
+:mod:`kernel.db`), so it exists exactly when its change does.  Delivery to in-process
+subscribers (the ``faceforge_event`` hook) is at least once, in id order, from a durable
+per-subscriber cursor (``event_cursors``): events committed but not yet delivered when Core
+stopped or crashed are delivered after the next start.  Commits also wake the server-sent
+event streams.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
 
-from ff_plugin_sdk.types import SQL_INT_MAX, Event
+from ff_plugin_sdk.types import Event, parse_event_id
 from kernel.clock import utc_now
-from kernel.correlation import correlation_id
-from kernel.db import Database, Transaction
+from kernel.db import Database
 
 log = logging.getLogger("faceforge.events")
+__all__ = ["EventBus", "parse_event_id", "row_to_event"]
 
 Deliver = Callable[[Event], Awaitable[None]]
-
-
-def parse_event_id(text: str | None) -> int | None:
-    """An event id from text (``Last-Event-ID``, a link); None unless it is one."""
-    if not text or not text.isdigit() or len(text) > 19:
-        return None
-    value = int(text)
-    return value if value <= SQL_INT_MAX else None
+#: events read and delivered per step; the cursor is saved after each step, so a crash
+#: delivers at most this many events a second time
+BATCH = 100
 
 
 def row_to_event(row: Any) -> Event:
@@ -37,45 +36,96 @@ def row_to_event(row: Any) -> Event:
                  data=msgspec.json.decode(row["data"]), correlation_id=row["correlation_id"])
 
 
+@dataclass(eq=False)
+class Subscriber:
+    """One in-process subscriber (a plugin implementing ``faceforge_event``)."""
+
+    name: str
+    deliver: Deliver
+    cursor: int = 0
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    moved: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[None] | None = None
+
+
 class EventBus:
     def __init__(self, db: Database) -> None:
         self.db = db
-        self._queue: asyncio.Queue[Event | None] = asyncio.Queue()
         # replaced on every commit; waiters hold the one that was current when they began
         self._changed = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self.subscribers: list[Subscriber] = []
         self.last_id = 0
         self.closed = asyncio.Event()
+        db.event_listeners.append(self._committed)
 
-    async def record(self, tx: Transaction, type: str, data: dict[str, Any]) -> int:
-        """Append an event in ``tx``; delivered only if ``tx`` commits."""
-        created_at, cid = utc_now(), correlation_id.get()
-        event_id = await tx.execute(
-            "INSERT INTO events (type, created_at, data, correlation_id) VALUES (?, ?, ?, ?)",
-            (type, created_at, msgspec.json.encode(data).decode(), cid),
-        )
-        event = Event(id=event_id, type=type, created_at=created_at, data=data,
-                      correlation_id=cid)
-        tx.after_commit(lambda: self._committed(event))
-        return event_id
-
-    def _committed(self, event: Event) -> None:
-        self.last_id = max(self.last_id, event.id)
-        self._queue.put_nowait(event)
+    def _committed(self, newest: int) -> None:
+        """Called on the loop after a commit that wrote events (newest id ``newest``)."""
+        self.last_id = max(self.last_id, newest)
         self._signal()
+        for sub in self.subscribers:
+            sub.wake.set()
 
     def _signal(self) -> None:
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()
 
-    async def start(self, deliver: Deliver) -> None:
+    async def start(self, subscribers: Sequence[tuple[str, Deliver]]) -> None:
+        """Resume every subscriber from its saved cursor; a new one starts from now."""
         row = await self.db.fetchone("SELECT max(id) AS id FROM events")
-        self.last_id = row["id"] or 0
-        self._task = asyncio.create_task(self._deliver_loop(deliver), name="faceforge-events")
+        self.last_id = max(self.last_id, row["id"] or 0)
+        saved = {r["subscriber"]: r["last_id"] for r in
+                 await self.db.fetchall("SELECT subscriber, last_id FROM event_cursors")}
+        new = [name for name, _ in subscribers if name not in saved]
+        if new:
+            now, start = utc_now(), self.last_id
+            await self.db.write(lambda tx: tx.executemany(
+                "INSERT OR IGNORE INTO event_cursors (subscriber, last_id, updated_at)"
+                " VALUES (?, ?, ?)", [(name, start, now) for name in new]))
+        for name, deliver in subscribers:
+            sub = Subscriber(name, deliver, saved.get(name, self.last_id))
+            self.subscribers.append(sub)
+            sub.task = asyncio.create_task(self._run(sub), name=f"faceforge-events-{name}")
 
-    async def _deliver_loop(self, deliver: Deliver) -> None:
-        while (event := await self._queue.get()) is not None:
-            await deliver(event)  # hook failures are logged by the hook caller
+    async def _run(self, sub: Subscriber) -> None:
+        while True:
+            if sub.cursor >= self.last_id:
+                sub.wake.clear()
+                if sub.cursor >= self.last_id:  # nothing arrived while clearing
+                    await sub.wake.wait()
+                continue
+            events = await self.list(sub.cursor, None, BATCH)
+            if not events:  # nothing visible yet: wait for the next commit, never skip ahead
+                sub.wake.clear()
+                await sub.wake.wait()
+                continue
+            for event in events:
+                await sub.deliver(event)  # failures are logged by the hook caller
+                sub.cursor = event.id
+            await self._save(sub)
+
+    async def _save(self, sub: Subscriber) -> None:
+        cursor, now = sub.cursor, utc_now()
+        await self.db.write(lambda tx: tx.execute(
+            "UPDATE event_cursors SET last_id = ?, updated_at = ? WHERE subscriber = ?",
+            (cursor, now, sub.name)))
+        sub.moved.set()
+
+    async def drain(self, timeout: float) -> bool:
+        """Wait (at most ``timeout`` s) until every subscriber has had every event committed
+        so far; True if they have."""
+        target = self.last_id
+        try:
+            async with asyncio.timeout(timeout):
+                for sub in self.subscribers:
+                    while sub.cursor < target and sub.task is not None and not sub.task.done():
+                        sub.moved.clear()
+                        await sub.moved.wait()
+        except TimeoutError:
+            behind = [s.name for s in self.subscribers if s.cursor < target]
+            log.warning("stopping with events not yet delivered to %s; they will be "
+                        "delivered after the next start", ", ".join(behind))
+            return False
+        return True
 
     async def close_streams(self) -> None:
         """End every open event stream (server shutdown must not wait for them)."""
@@ -83,12 +133,14 @@ class EventBus:
         self._signal()
 
     async def stop(self) -> None:
-        """Deliver what is queued, then end delivery and every open stream."""
+        """End delivery and every open stream (call :meth:`drain` first)."""
         await self.close_streams()
-        if self._task is not None:
-            self._queue.put_nowait(None)
-            await self._task
-            self._task = None
+        for sub in self.subscribers:
+            if sub.task is not None:
+                sub.task.cancel()
+        await asyncio.gather(*(s.task for s in self.subscribers if s.task),
+                             return_exceptions=True)
+        self.subscribers.clear()
 
     async def list(self, after: int = 0, type_prefix: str | None = None,
                    limit: int = 100, *, before: int | None = None) -> list[Event]:

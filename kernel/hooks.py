@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +23,7 @@ from ff_plugin_sdk.types import (
     JobType,
     Migration,
     NavEntry,
+    Scope,
     StaticDir,
     StorageProviderType,
     UIPage,
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from kernel.services import Kernel
 
 log = logging.getLogger("faceforge.hooks")
+Deliver = Callable[[Event], Awaitable[None]]
 
 
 class Hooks:
@@ -91,6 +93,9 @@ class Hooks:
         return [(plugin, item) for plugin, items in results for item in items]
 
     # -- contribution --------------------------------------------------------------------
+    def scopes(self) -> list[tuple[str, Scope]]:
+        return self._flatten(self.call_sync("faceforge_scopes"))
+
     async def migrations(self) -> list[tuple[str, Migration]]:
         return self._flatten(await self.call("faceforge_migrations"))
 
@@ -145,8 +150,23 @@ class Hooks:
             except Exception:
                 log.exception("plugin %r failed in %s", impl.plugin_name, name)
 
-    async def event(self, kernel: Kernel, event: Event) -> None:
-        await self.notify("faceforge_event", kernel=kernel, event=event)
+    def event_subscribers(self, kernel: Kernel) -> list[tuple[str, Deliver]]:
+        """One delivery function per plugin implementing ``faceforge_event``, in plugin
+        order; a failing delivery is logged, never raised."""
+
+        def deliver_with(impl: pluggy.HookImpl) -> Deliver:
+            async def deliver(event: Event) -> None:
+                try:
+                    result = impl.function(*[{"kernel": kernel, "event": event}[a]
+                                             for a in impl.argnames])
+                    if inspect.isawaitable(result):
+                        await result
+                except Exception:
+                    log.exception("plugin %r failed in faceforge_event for event %d (%s)",
+                                  impl.plugin_name, event.id, event.type)
+            return deliver
+
+        return [(impl.plugin_name, deliver_with(impl)) for impl in self._impls("faceforge_event")]
 
     async def asset_ingested(self, kernel: Kernel, asset: dict[str, Any]) -> None:
         await self.notify("faceforge_asset_ingested", kernel=kernel, asset=asset)

@@ -2,8 +2,10 @@
 
 Each spec says when it is called, what it returns, and whether the implementation may be
 ``async def``.  Hooks are called only through :class:`kernel.hooks.Hooks`, which awaits async
-results in plugin order; no spec uses ``firstresult``.  ``kernel`` is the running
-:class:`kernel.services.Kernel` (config, paths, database, events).
+results in plugin order; no spec uses ``firstresult`` and hook wrappers are refused at load.
+``kernel`` is the running Core as the :class:`ff_plugin_sdk.Kernel` protocol describes it:
+everything a plugin may use of the server (database reads and one-hop write transactions,
+events, templates, auth, config, logger).
 """
 
 from __future__ import annotations
@@ -23,13 +25,14 @@ from ff_plugin_sdk.types import (
     JobType,
     Migration,
     NavEntry,
+    Scope,
     StaticDir,
     StorageProviderType,
     UIPage,
 )
 
 if TYPE_CHECKING:
-    from kernel.services import Kernel
+    from ff_plugin_sdk.kernel import Kernel
 
 hookspec = pluggy.HookspecMarker(PROJECT_NAME)
 
@@ -52,6 +55,15 @@ def faceforge_routes(kernel: Kernel) -> Sequence[ApiRoute]:
     """Contribute API routes, mounted under ``/v1``; each declares its permission scope.
 
     Called: once per app build.  Async: no (the route table is built synchronously).
+    """
+
+
+@hookspec
+def faceforge_scopes() -> Sequence[Scope]:
+    """Declare the permission scopes this plugin's routes require (``entities:read``).
+
+    Called: once per app build, before routes are checked; a route requiring a scope no
+    plugin declared is a load error naming the plugin.  Async: no.
     """
 
 
@@ -153,8 +165,13 @@ def faceforge_shutdown(kernel: Kernel) -> None:
 def faceforge_event(kernel: Kernel, event: Event) -> None:
     """An event was committed (``entity.created``, ``asset.created``, ``job.completed``...).
 
-    Called: after the transaction that recorded it commits, once per event, in id order.
-    A failing subscriber is logged and does not affect others.  Async: may be ``async def``.
+    Called: after the transaction that recorded it commits, in id order, at least once: each
+    subscribing plugin has a durable cursor, so events committed but not delivered when Core
+    stopped or crashed are delivered after the next start (make handling idempotent).  A
+    plugin subscribing for the first time starts with the events after its first start.
+    Shutdown waits (bounded) for delivery before ``faceforge_shutdown``.  A failing
+    subscriber is logged, does not affect others and does not get the event again.
+    Async: may be ``async def``.
     """
 
 

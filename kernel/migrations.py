@@ -10,10 +10,11 @@ import logging
 import sqlite3
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
+from functools import partial
 
 from ff_plugin_sdk.types import Migration
 from kernel.clock import utc_now
-from kernel.db import Database
+from kernel.db import Database, WriteTx
 from kernel.errors import StartupError
 
 log = logging.getLogger("faceforge.migrations")
@@ -42,6 +43,33 @@ KERNEL_MIGRATIONS = [
         );
         """,
     ),
+    Migration(
+        version=2,
+        name="event cursors, session idle time, one timestamp format, scoped tokens",
+        sql="""
+        -- the last event id delivered to each in-process subscriber (at-least-once delivery)
+        CREATE TABLE event_cursors (
+            subscriber TEXT PRIMARY KEY,
+            last_id INTEGER NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        ALTER TABLE ui_sessions ADD COLUMN last_seen_at TEXT;
+        -- sessions were stamped '...+00:00'; every timestamp is now '...Z' (kernel.clock)
+        UPDATE ui_sessions SET
+            created_at = replace(strftime('%Y-%m-%dT%H:%M:%fZ', created_at), 'Z', '000Z'),
+            expires_at = replace(strftime('%Y-%m-%dT%H:%M:%fZ', expires_at), 'Z', '000Z');
+        UPDATE ui_sessions SET last_seen_at = created_at;
+        -- tokens that hold only some scopes (per-plugin tokens are built on them)
+        CREATE TABLE api_tokens (
+            name TEXT NOT NULL,
+            token_hash TEXT NOT NULL UNIQUE,
+            scopes TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            revoked_at TEXT
+        );
+        CREATE UNIQUE INDEX api_tokens_live_name ON api_tokens(name) WHERE revoked_at IS NULL;
+        """,
+    ),
 ]
 
 
@@ -61,16 +89,22 @@ def split_statements(sql: str) -> Iterator[str]:
         yield buffer.strip()
 
 
+def _apply(plugin: str, step: Migration, tx: WriteTx) -> None:
+    """One migration and its bookkeeping row: one transaction, one hop."""
+    for statement in split_statements(step.sql):
+        tx.execute(statement)
+    tx.execute("INSERT INTO schema_migrations (plugin, version, name, applied_at)"
+               " VALUES (?, ?, ?, ?)", (plugin, step.version, step.name, utc_now()))
+
+
 async def apply_migrations(
     db: Database, contributed: Sequence[tuple[str, Migration]]
 ) -> list[tuple[str, int, str]]:
     """Apply what is missing; returns (plugin, version, name) for each step applied."""
-    async with db.transaction() as tx:
-        await tx.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations ("
-            " plugin TEXT NOT NULL, version INTEGER NOT NULL, name TEXT NOT NULL,"
-            " applied_at TEXT NOT NULL, PRIMARY KEY (plugin, version))"
-        )
+    await db.write(lambda tx: tx.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+        " plugin TEXT NOT NULL, version INTEGER NOT NULL, name TEXT NOT NULL,"
+        " applied_at TEXT NOT NULL, PRIMARY KEY (plugin, version))"))
     by_plugin: dict[str, list[Migration]] = defaultdict(list)
     for migration in KERNEL_MIGRATIONS:
         by_plugin[KERNEL].append(migration)
@@ -88,14 +122,7 @@ async def apply_migrations(
             if (plugin, step.version) in done:
                 continue
             try:
-                async with db.transaction() as tx:
-                    for statement in split_statements(step.sql):
-                        await tx.execute(statement)
-                    await tx.execute(
-                        "INSERT INTO schema_migrations (plugin, version, name, applied_at)"
-                        " VALUES (?, ?, ?, ?)",
-                        (plugin, step.version, step.name, utc_now()),
-                    )
+                await db.write(partial(_apply, plugin, step))
             except sqlite3.Error as exc:
                 raise StartupError(
                     f"plugin {plugin!r} migration {step.version} ({step.name}) failed: {exc}"

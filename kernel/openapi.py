@@ -8,7 +8,7 @@ from typing import Any
 
 import msgspec
 
-from ff_plugin_sdk.types import ApiRoute
+from ff_plugin_sdk.types import PUBLIC, ApiRoute
 from kernel.envelope import ErrorEnvelope
 
 _PARAM = re.compile(r"{(\w+)(?::\w+)?}")
@@ -73,11 +73,11 @@ def _operation(plugin: str, path: str, method: str, route: ApiRoute,
 
 
 def build_openapi(
-    routes: Iterable[tuple[str, str, ApiRoute]], *, version: str, public_paths: Iterable[str] = (),
+    routes: Iterable[tuple[str, str, ApiRoute]], *, version: str,
 ) -> dict[str, Any]:
-    """``routes`` are (plugin, full path, route) triples."""
+    """``routes`` are (plugin, full path, route) triples.  An operation's ``security`` comes
+    from the route's declared scope, the same field the auth middleware enforces."""
     routes = list(routes)
-    public = set(public_paths)
     types = [ErrorEnvelope]
     for _, _, r in routes:
         types += [t for t in (r.body, r.response) if t is not None and t not in types]
@@ -90,7 +90,8 @@ def build_openapi(
             if method == "HEAD":
                 continue
             paths.setdefault(doc_path, {})[method.lower()] = _operation(
-                plugin, doc_path, method.lower(), route, schemas, components, path in public)
+                plugin, doc_path, method.lower(), route, schemas, components,
+                route.scope == PUBLIC)
     return {
         "openapi": "3.1.0",
         "info": {

@@ -89,3 +89,12 @@ def _register(pm: pluggy.PluginManager, name: str, plugin: Any) -> None:
     except pluggy.PluginValidationError as exc:
         pm.unregister(name=name)
         raise PluginError(f"plugin {name!r} implements an unknown hook: {exc}") from exc
+    wrappers = [caller.name for caller in pm.get_hookcallers(pm.get_plugin(name)) or ()
+                for impl in caller.get_hookimpls()
+                if impl.plugin_name == name and (impl.hookwrapper or impl.wrapper)]
+    if wrappers:
+        pm.unregister(name=name)
+        raise PluginError(
+            f"plugin {name!r} declares a hook wrapper for {', '.join(wrappers)}; FaceForge "
+            f"awaits each implementation in plugin order and does not run wrappers: "
+            f"implement the hook itself (tryfirst/trylast set the order)")

@@ -1,7 +1,8 @@
 """Turning a plugin's :class:`ApiRoute` into a Starlette route.
 
-The wrapper checks the caller's scope, decodes query and body with msgspec (422 naming the
-failing path), calls the endpoint and encodes what it returns.  Plugins never touch JSON.
+The wrapper decodes query and body with msgspec (422 naming the failing path), calls the
+endpoint and encodes what it returns.  Plugins never touch JSON.  Who may call it is the
+route's declared scope, enforced by :class:`kernel.auth.AuthMiddleware`.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ff_plugin_sdk.types import ApiRoute
-from kernel.auth import require_scope
-from kernel.errors import BadRequest, PayloadTooLarge, ValidationFailed
+from kernel.auth import declare
+from kernel.errors import BadRequest, ValidationFailed
 
 # msgspec ends with " - at `$.a`", or " - at `key` in `$.a`" when a mapping key is wrong
 _AT = re.compile(r" - at (`key` in )?`([^`]*)`$")
@@ -63,26 +64,13 @@ def decode_query(request: Request, query_type: type) -> Any:
         raise validation_error(exc, root="query") from exc
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The whole body, refusing more than ``limit`` bytes before reading it all."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"request body is {declared} bytes; the limit is {limit}")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-async def decode_body(request: Request, body_type: Any, limit: int) -> Any:
+async def decode_body(request: Request, body_type: Any) -> Any:
+    """The JSON body as ``body_type`` (its size is bounded by :mod:`kernel.limits`)."""
     ctype = request.headers.get("content-type", "application/json").split(";")[0].strip()
     if ctype not in ("application/json", "") and not ctype.endswith("+json"):
         raise BadRequest(f"expected an application/json body, got {ctype!r}",
                          code="unsupported_media_type", status=415)
-    data = await read_body(request, limit)
+    data = await request.body()
     if not data.strip():
         raise BadRequest("the request needs a JSON body", code="invalid_json")
     try:
@@ -110,20 +98,21 @@ def render(result: Any, status: int) -> Response:
     return Response(_encoder.encode(result), status_code=status, media_type="application/json")
 
 
-def build_route(api: ApiRoute, path: str, body_limit: int) -> Route:
-    """Wrap ``api.endpoint`` with scope check, decoding and encoding."""
+def build_route(api: ApiRoute, path: str) -> Route:
+    """Wrap ``api.endpoint`` with decoding and encoding; declares the route's policy
+    (scope, body limit), which the auth and body-limit middleware enforce."""
     endpoint = api.endpoint
-    scope = api.scope
 
     async def handle(request: Request) -> Response:
-        require_scope(request, scope)
         kwargs: dict[str, Any] = {}
         if api.query is not None:
             kwargs["query"] = decode_query(request, api.query)
         if api.body is not None:
-            kwargs["body"] = await decode_body(request, api.body, body_limit)
+            kwargs["body"] = await decode_body(request, api.body)
         return render(await endpoint(request, **kwargs), api.status_code)
 
-    return Route(path, handle, methods=list(api.methods),
-                 name=getattr(endpoint, "__name__", None))
+    route = Route(path, handle, methods=list(api.methods),
+                  name=getattr(endpoint, "__name__", None))
+    declare(route, api.scope, api.max_body_bytes)
+    return route
 

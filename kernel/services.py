@@ -1,27 +1,69 @@
-"""The :class:`Kernel`: what plugins receive in hooks — config, paths, database, events."""
+"""The :class:`Kernel`: one running Core; what plugins receive in hooks.
+
+It implements :class:`ff_plugin_sdk.kernel.Kernel` (the whole plugin surface) and holds the
+kernel-only parts beside it (settings, hooks, credentials, the route table).
+"""
 
 from __future__ import annotations
 
+import logging
+import platform
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ff_plugin_sdk.types import ApiRoute, EntityTab, JobType, NavEntry
+from starlette.requests import Request
+
+from ff_plugin_sdk.types import ApiRoute, EntityTab, JobType, NavEntry, Principal
 from kernel import __version__
-from kernel.auth import SessionStore, TokenStore
+from kernel.auth import SESSION_COOKIE, Authenticator, ScopeRegistry, check_form_csrf
+from kernel.clock import utc_now
 from kernel.config import CoreConfig, Settings
 from kernel.db import Database
 from kernel.events import EventBus
 from kernel.home import Paths
 from kernel.hooks import Hooks
 from kernel.plugins import PluginInfo
+from kernel.sessions import SessionStore
+from kernel.tokens import InstallToken, ScopedTokens
 
 if TYPE_CHECKING:
-    from starlette.requests import Request
     from starlette.responses import Response
 
     from kernel.templating import Templates
+
+
+class KernelAuth:
+    """The auth part of the plugin surface: who is calling, UI sign-in and sign-out."""
+
+    session_cookie = SESSION_COOKIE
+
+    def __init__(self, install: InstallToken, sessions: SessionStore,
+                 authenticator: Authenticator) -> None:
+        self.install = install
+        self.sessions = sessions
+        self.authenticator = authenticator
+        self.check_form_csrf = check_form_csrf
+
+    @property
+    def session_max_age(self) -> int:
+        return int(self.sessions.ttl.total_seconds())
+
+    @staticmethod
+    def principal(request: Request) -> Principal | None:
+        return request.scope.get("ff.principal")
+
+    def is_install_token(self, token: str) -> bool:
+        return self.install.matches(token)
+
+    async def start_session(self) -> tuple[str, str]:
+        return await self.sessions.create()
+
+    async def end_session(self, session_id: str) -> None:
+        await self.sessions.delete(session_id)
 
 
 @dataclass
@@ -33,8 +75,11 @@ class Kernel:
     plugins: list[PluginInfo]
     db: Database
     events: EventBus
-    tokens: TokenStore
+    tokens: InstallToken
+    scoped_tokens: ScopedTokens
     sessions: SessionStore
+    scopes: ScopeRegistry
+    auth: KernelAuth
     version: str = __version__
     started_at: float = field(default_factory=time.time)
     #: every API route as (plugin, full path, route)
@@ -47,7 +92,6 @@ class Kernel:
     error_page: Callable[[Request, int, str], Awaitable[Response]] | None = None
     #: why the lifespan failed, for the CLI's one-line message
     startup_error: Exception | None = None
-    #: services plugins publish for each other, keyed by ``<plugin>.<name>``
     services: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -57,3 +101,37 @@ class Kernel:
     @property
     def paths(self) -> Paths:
         return self.settings.paths
+
+    @property
+    def home(self) -> Path:
+        return self.settings.paths.home
+
+    @staticmethod
+    def now() -> str:
+        return utc_now()
+
+    def plugin_config(self, plugin: str) -> dict[str, Any]:
+        return dict(self.config.plugins.get(plugin, {}))
+
+    @staticmethod
+    def logger(plugin: str) -> logging.Logger:
+        return logging.getLogger(f"faceforge.plugins.{plugin}")
+
+    def system_info(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "home": str(self.paths.home),
+            "paths": self.paths.as_dict(),
+            "plugins": [{"name": p.name, "module": p.module, "version": p.version,
+                         "distribution": p.distribution} for p in self.plugins],
+            "routes": sorted({(path, plugin) for plugin, path, _ in self.api_routes}),
+            "scopes": {name: {"plugin": owner, "description": text}
+                       for name, (owner, text) in sorted(self.scopes.scopes.items())},
+            "sqlite_version": self.db.sqlite_version,
+            "python_version": sys.version.split()[0],
+            "platform": platform.platform(),
+            "started_at": self.started_at,
+            "uptime_seconds": round(time.time() - self.started_at, 3),
+            "bind_host": self.settings.host,
+            "port": self.settings.port,
+        }

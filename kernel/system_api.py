@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
-import platform
-import sys
-import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import msgspec
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
 
-from ff_plugin_sdk.types import ApiRoute, SqlInt
-from kernel.auth import PUBLIC
+from ff_plugin_sdk.types import PUBLIC, ApiRoute, Principal, SqlInt, parse_event_id
 from kernel.clock import utc_now
-from kernel.events import EventBus, parse_event_id
+from kernel.events import EventBus
 from kernel.services import Kernel
 
 KEEPALIVE_SECONDS = 15.0
+#: how often an open stream checks that its caller's credential still holds
+RECHECK_SECONDS = 1.0
 
 
 class Health(msgspec.Struct, kw_only=True):
@@ -39,6 +37,11 @@ class PluginSummary(msgspec.Struct, kw_only=True):
     distribution: str | None
 
 
+class ScopeInfo(msgspec.Struct, kw_only=True):
+    plugin: str
+    description: str
+
+
 class SystemInfo(msgspec.Struct, kw_only=True):
     version: str
     home: str
@@ -51,6 +54,10 @@ class SystemInfo(msgspec.Struct, kw_only=True):
     uptime_seconds: float
     bind_host: str
     port: int
+    #: (path, plugin) of every API route
+    routes: list[tuple[str, str]]
+    #: every permission scope: who declared it and what it allows
+    scopes: dict[str, ScopeInfo]
 
 
 class EventOut(msgspec.Struct, kw_only=True):
@@ -97,20 +104,7 @@ def routes(kernel: Kernel) -> list[ApiRoute]:
 
     async def system_info(request: Request) -> SystemInfo:
         """Version, resolved paths, loaded plugins, SQLite version."""
-        return SystemInfo(
-            version=kernel.version,
-            home=str(kernel.paths.home),
-            paths=kernel.paths.as_dict(),
-            plugins=[PluginSummary(name=p.name, module=p.module, version=p.version,
-                                   distribution=p.distribution) for p in kernel.plugins],
-            sqlite_version=kernel.db.sqlite_version,
-            python_version=sys.version.split()[0],
-            platform=platform.platform(),
-            started_at=kernel.started_at,
-            uptime_seconds=round(time.time() - kernel.started_at, 3),
-            bind_host=kernel.settings.host,
-            port=kernel.settings.port,
-        )
+        return msgspec.convert(kernel.system_info(), SystemInfo)
 
     async def list_events(request: Request, query: EventQuery) -> EventPage:
         """Events after an id, oldest first; poll with ``after=<next_cursor>``."""
@@ -125,7 +119,10 @@ def routes(kernel: Kernel) -> list[ApiRoute]:
         start = parse_event_id(request.headers.get("last-event-id"))
         if start is None:  # without ``after``, a new subscriber sees what happens from now on
             start = bus.last_id if query.after is None else query.after
-        return StreamingResponse(_sse(request, bus, start, query.type),
+        principal: Principal = request.scope["ff.principal"]
+        authenticator = kernel.auth.authenticator
+        return StreamingResponse(_sse(request, bus, start, query.type,
+                                      lambda: authenticator.still_valid(principal)),
                                  media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
@@ -143,10 +140,14 @@ def routes(kernel: Kernel) -> list[ApiRoute]:
     ]
 
 
-async def _sse(request: Request, bus: EventBus, after: int,
-               type_prefix: str | None) -> AsyncIterator[bytes]:
+async def _sse(request: Request, bus: EventBus, after: int, type_prefix: str | None,
+               still_valid: Callable[[], bool]) -> AsyncIterator[bytes]:
+    """Events as they commit; ends on shutdown, on disconnect, and within about a second
+    of the caller's credential ending (token rotated or revoked, session signed out or
+    expired)."""
     yield b"retry: 2000\n\n"
-    while not bus.closed.is_set():
+    quiet = 0.0
+    while not bus.closed.is_set() and still_valid():
         events = await bus.list(after, type_prefix, 500)
         for event in events:
             data = msgspec.json.encode(_out(event))
@@ -158,5 +159,10 @@ async def _sse(request: Request, bus: EventBus, after: int,
             after = bus.last_id  # newer events exist but none match the filter
         if await request.is_disconnected():
             return
-        if not await bus.wait(after, KEEPALIVE_SECONDS):
+        if await bus.wait(after, RECHECK_SECONDS):
+            quiet = 0.0
+            continue
+        quiet += RECHECK_SECONDS
+        if quiet >= KEEPALIVE_SECONDS:
+            quiet = 0.0
             yield b": keepalive\n\n"

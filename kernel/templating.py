@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import jinja2
 from starlette.requests import Request
-from starlette.responses import HTMLResponse
+from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from kernel.auth import principal_of
 
@@ -38,6 +38,15 @@ class Templates:
             lstrip_blocks=True,
         )
         self.env.globals["version"] = kernel.version
+
+    is_htmx = staticmethod(is_htmx)
+
+    @staticmethod
+    def redirect(request: Request, url: str) -> Response:
+        """After a form post: a 303, or ``HX-Redirect`` for htmx (no double render)."""
+        if "hx-request" in request.headers:
+            return Response(status_code=200, headers={"HX-Redirect": url})
+        return RedirectResponse(url, status_code=303)
 
     def context(self, request: Request, extra: dict[str, Any]) -> dict[str, Any]:
         principal = principal_of(request)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ff_plugin_sdk import NavEntry, StaticDir, hookimpl
+from ff_plugin_sdk import Kernel, NavEntry, StaticDir, hookimpl
 from ui import pages
 
 HERE = Path(__file__).parent
@@ -25,16 +25,16 @@ def faceforge_static_dirs() -> list[StaticDir]:
 
 
 @hookimpl
-def faceforge_ui_pages(kernel: Any) -> list[Any]:
+def faceforge_ui_pages(kernel: Kernel) -> list[Any]:
     return pages.pages(kernel)
 
 
 @hookimpl
-def faceforge_ui_nav(kernel: Any) -> list[NavEntry]:
+def faceforge_ui_nav(kernel: Kernel) -> list[NavEntry]:
     return [NavEntry(label="Events", href="/ui/events", order=800),
             NavEntry(label="System", href="/ui/system", order=900)]
 
 
 @hookimpl
-def faceforge_startup(kernel: Any) -> None:
+def faceforge_startup(kernel: Kernel) -> None:
     kernel.error_page = pages.error_page_renderer(kernel)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit
@@ -10,10 +9,7 @@ from urllib.parse import urlsplit
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from ff_plugin_sdk import UIPage
-from kernel.auth import SESSION_COOKIE, principal_of
-from kernel.events import parse_event_id
-from kernel.templating import is_htmx
+from ff_plugin_sdk import Kernel, UIPage, parse_event_id
 
 EVENTS_PAGE = 100
 _TITLES = {400: "Bad request", 401: "Sign in needed", 403: "Not allowed", 404: "Not found",
@@ -31,7 +27,7 @@ def safe_next(target: str | None) -> str:
     return target
 
 
-def pages(kernel: Any) -> list[UIPage]:
+def pages(kernel: Kernel) -> list[UIPage]:
     def render(request: Request, name: str, ctx: dict[str, Any], **kw: Any) -> Response:
         return kernel.templates.render(request, name, ctx, **kw)
 
@@ -40,7 +36,7 @@ def pages(kernel: Any) -> list[UIPage]:
         return RedirectResponse(first, status_code=303)
 
     async def login_form(request: Request) -> Response:
-        if principal_of(request) is not None:
+        if kernel.auth.principal(request) is not None:
             return RedirectResponse(safe_next(request.query_params.get("next")), 303)
         return render(request, "login.html", {"next": request.query_params.get("next", ""),
                                               "error": None})
@@ -49,34 +45,31 @@ def pages(kernel: Any) -> list[UIPage]:
         form = await request.form()
         token = str(form.get("token") or "").strip()
         target = safe_next(str(form.get("next") or ""))
-        if not token or not kernel.tokens.matches(token):
+        if not token or not kernel.auth.is_install_token(token):
             return render(request, "login.html", {
                 "next": target, "error": "That token is not this install's token. "
                 "Run 'faceforge token' on the machine running Core to see it."}, status=401)
-        session_id, _ = await kernel.sessions.create()
+        session_id, _ = await kernel.auth.start_session()
         response = RedirectResponse(target, status_code=303)
         response.set_cookie(
-            SESSION_COOKIE, session_id, httponly=True, samesite="strict", path="/",
-            secure=request.url.scheme == "https",
-            max_age=int(kernel.sessions.ttl.total_seconds()))
+            kernel.auth.session_cookie, session_id, httponly=True, samesite="strict", path="/",
+            secure=request.url.scheme == "https", max_age=kernel.auth.session_max_age)
         return response
 
     async def logout_form(request: Request) -> Response:
         return render(request, "logout.html", {})
 
     async def logout(request: Request) -> Response:
-        principal = principal_of(request)
+        principal = kernel.auth.principal(request)
         if principal is not None and principal.session_id:
-            await kernel.sessions.delete(principal.session_id)
+            await kernel.auth.end_session(principal.session_id)
         response = RedirectResponse("/ui/login", status_code=303)
-        response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
+        response.delete_cookie(kernel.auth.session_cookie, path="/", httponly=True,
+                               samesite="strict")
         return response
 
     async def system(request: Request) -> Response:
-        return render(request, "system.html", {
-            "kernel": kernel, "uptime": int(time.time() - kernel.started_at),
-            "routes": sorted({(path, plugin) for plugin, path, _ in kernel.api_routes}),
-        })
+        return render(request, "system.html", {"info": kernel.system_info()})
 
     async def events(request: Request) -> Response:
         params = request.query_params
@@ -106,20 +99,22 @@ def pages(kernel: Any) -> list[UIPage]:
         UIPage(path="/", endpoint=home, name="ui-home"),
         UIPage(path="/events", endpoint=events, name="ui-events"),
         UIPage(path="/events/newer", endpoint=newer_events, name="ui-events-newer"),
-        UIPage(path="/login", endpoint=login_form, name="ui-login"),
-        UIPage(path="/login", endpoint=login, methods=["POST"], name="ui-login-post"),
+        UIPage(path="/login", endpoint=login_form, name="ui-login", public=True),
+        UIPage(path="/login", endpoint=login, methods=["POST"], name="ui-login-post",
+               public=True),
         UIPage(path="/logout", endpoint=logout_form, name="ui-logout"),
         UIPage(path="/logout", endpoint=logout, methods=["POST"], name="ui-logout-post"),
         UIPage(path="/system", endpoint=system, name="ui-system"),
     ]
 
 
-def error_page_renderer(kernel: Any) -> Callable[[Request, int, str], Awaitable[Response]]:
+def error_page_renderer(kernel: Kernel) -> Callable[[Request, int, str], Awaitable[Response]]:
     """Errors under /ui render inside the layout; an htmx request gets the fragment only,
     retargeted at the main area so the user sees it."""
 
     async def error_page(request: Request, status: int, message: str) -> Response:
-        headers = {"HX-Retarget": "#main", "HX-Reswap": "innerHTML"} if is_htmx(request) else {}
+        headers = ({"HX-Retarget": "#main", "HX-Reswap": "innerHTML"}
+                   if kernel.templates.is_htmx(request) else {})
         return kernel.templates.render(
             request, "error.html",
             {"status": status, "title": _TITLES.get(status, "Error"), "message": message},

@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
-from ff_plugin_sdk import ApiRoute, EntityTab, Migration, NavEntry, UIPage, hookimpl
+from ff_plugin_sdk import (
+    ApiRoute,
+    EntityTab,
+    Kernel,
+    Migration,
+    NavEntry,
+    Scope,
+    UIPage,
+    hookimpl,
+)
 from plugins_builtin.entities import api, ui
 from plugins_builtin.entities.schema import MIGRATIONS
 from plugins_builtin.entities.store import EntityStore
@@ -13,11 +21,18 @@ from plugins_builtin.entities.store import EntityStore
 SERVICE = "entities.store"
 
 
-def store_for(kernel: Any) -> EntityStore:
+def store_for(kernel: Kernel) -> EntityStore:
     """The store of this kernel, published so other plugins can look entities up."""
     if SERVICE not in kernel.services:
         kernel.services[SERVICE] = EntityStore(kernel)
     return kernel.services[SERVICE]
+
+
+@hookimpl
+def faceforge_scopes() -> list[Scope]:
+    return [Scope(name="entities:read", description="list, search and read entities"),
+            Scope(name="entities:write", description="create, change, delete and restore "
+                                                      "entities")]
 
 
 @hookimpl
@@ -26,7 +41,7 @@ def faceforge_migrations() -> list[Migration]:
 
 
 @hookimpl
-def faceforge_routes(kernel: Any) -> list[ApiRoute]:
+def faceforge_routes(kernel: Kernel) -> list[ApiRoute]:
     return api.routes(store_for(kernel))
 
 
@@ -36,16 +51,16 @@ def faceforge_ui_templates() -> list[Path]:
 
 
 @hookimpl
-def faceforge_ui_nav(kernel: Any) -> list[NavEntry]:
+def faceforge_ui_nav(kernel: Kernel) -> list[NavEntry]:
     return [NavEntry(label="Entities", href="/ui/entities", order=10)]
 
 
 @hookimpl
-def faceforge_ui_pages(kernel: Any) -> list[UIPage]:
+def faceforge_ui_pages(kernel: Kernel) -> list[UIPage]:
     return ui.pages(kernel, store_for(kernel))
 
 
 @hookimpl
-def faceforge_ui_entity_tabs(kernel: Any) -> list[EntityTab]:
+def faceforge_ui_entity_tabs(kernel: Kernel) -> list[EntityTab]:
     return [EntityTab(id="overview", label="Overview", order=0,
                       render=ui.overview_renderer(kernel))]

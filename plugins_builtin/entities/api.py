@@ -7,8 +7,9 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
+from starlette.responses import Response
 
-from ff_plugin_sdk import SQL_INT_MAX, ApiRoute, NotFound, ValidationFailed
+from ff_plugin_sdk import SQL_INT_MAX, ApiRoute, BadRequest, NotFound, ValidationFailed
 from plugins_builtin.entities.store import MAX_TAG_FILTERS, EntityStore
 
 EntityId = Annotated[str, Meta(pattern="^[0-9a-f]{64}$", description="SHA-256 hex")]
@@ -30,6 +31,8 @@ class Entity(msgspec.Struct, kw_only=True):
     created_at: str
     updated_at: str
     deleted_at: str | None
+    #: bumped by every change; the ``ETag`` is this number quoted (``"3"``)
+    version: int
 
 
 class EntityCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -113,6 +116,50 @@ def to_entity(data: dict[str, Any]) -> Entity:
     return Entity(**data)
 
 
+_encoder = msgspec.json.Encoder()
+_TAG = re.compile(r'^(W/)?"([^"]*)"$')
+
+
+def etag(entity: dict[str, Any]) -> str:
+    return f'"{entity["version"]}"'
+
+
+def with_etag(entity: dict[str, Any], status: int = 200) -> Response:
+    """The entity as JSON with its ``ETag`` (the version a later ``If-Match`` names)."""
+    return Response(_encoder.encode(to_entity(entity)), status_code=status,
+                    media_type="application/json", headers={"ETag": etag(entity)})
+
+
+def if_match(request: Any) -> frozenset[int] | None:
+    """The versions an ``If-Match`` header allows; None without one (or with ``*``).
+
+    If-Match compares strongly (RFC 9110 §13.1.1): a weak tag matches nothing.
+    """
+    header = request.headers.get("if-match")
+    if header is None or header.strip() == "*":
+        return None
+    versions = set()
+    for part in header.split(","):
+        match = _TAG.match(part.strip())
+        if match is None:
+            raise BadRequest(f"If-Match must be '*' or quoted entity tags such as '\"3\"'; "
+                             f"got {header!r}", code="invalid_if_match")
+        weak, value = match.groups()
+        if not weak and value.isdigit() and len(value) < 19:
+            versions.add(int(value))
+    return frozenset(versions)
+
+
+def not_modified(request: Any, entity: dict[str, Any]) -> bool:
+    """``If-None-Match`` names the current version (weak comparison): answer 304."""
+    header = request.headers.get("if-none-match")
+    if header is None:
+        return False
+    current = etag(entity)
+    return header.strip() == "*" or any(
+        part.strip().removeprefix("W/") == current for part in header.split(","))
+
+
 def routes(store: EntityStore) -> list[ApiRoute]:
     async def list_entities(request: Any, query: ListQuery) -> EntityPage:
         """List entities: keyset pages, search, tag filter, sorting."""
@@ -125,32 +172,39 @@ def routes(store: EntityStore) -> list[ApiRoute]:
         return EntityPage(items=[to_entity(r) for r in result.rows],
                           next_cursor=result.next_cursor, total=result.total)
 
-    async def create_entity(request: Any, body: EntityCreate) -> Entity:
+    async def create_entity(request: Any, body: EntityCreate) -> Response:
         """Create an entity; its id is assigned here and never changes."""
         data = normalize(msgspec.structs.asdict(body))
-        return to_entity(await store.create(data))
+        return with_etag(await store.create(data), 201)
 
-    async def get_entity(request: Any, query: GetQuery) -> Entity:
-        """One entity; soft-deleted ones only with ``include_deleted=true``."""
+    async def get_entity(request: Any, query: GetQuery) -> Response:
+        """One entity, with its ``ETag``; soft-deleted ones only with ``include_deleted``."""
         entity_id = check_id(request.path_params["entity_id"])
-        return to_entity(await store.get(entity_id, include_deleted=query.include_deleted))
+        entity = await store.get(entity_id, include_deleted=query.include_deleted)
+        if not_modified(request, entity):
+            return Response(status_code=304, headers={"ETag": etag(entity)})
+        return with_etag(entity)
 
-    async def patch_entity(request: Any, body: EntityPatch) -> Entity:
-        """Change some fields; ``fields``/``plugin_data`` merge by key, null removes."""
+    async def patch_entity(request: Any, body: EntityPatch) -> Response:
+        """Change some fields; ``fields``/``plugin_data`` merge by key, null removes.
+        With ``If-Match``, only if nobody changed the entity since (else 412)."""
         entity_id = check_id(request.path_params["entity_id"])
+        versions = if_match(request)
         data = {k: v for k, v in msgspec.structs.asdict(body).items() if v is not UNSET}
         normalize(data)
         merges = {k: data.pop(k) for k in ("fields", "plugin_data") if k in data}
-        return to_entity(await store.update(entity_id, data, merges))
+        return with_etag(await store.update(entity_id, data, merges, if_match=versions))
 
     async def delete_entity(request: Any) -> None:
-        """Soft-delete; the entity can be restored."""
-        await store.set_deleted(check_id(request.path_params["entity_id"]), True)
-
-    async def restore_entity(request: Any) -> Entity:
-        """Undo a soft delete."""
+        """Soft-delete; the entity can be restored.  Honours ``If-Match`` (412)."""
         entity_id = check_id(request.path_params["entity_id"])
-        return to_entity(await store.set_deleted(entity_id, False))
+        await store.set_deleted(entity_id, True, if_match=if_match(request))
+
+    async def restore_entity(request: Any) -> Response:
+        """Undo a soft delete.  Honours ``If-Match`` (412)."""
+        entity_id = check_id(request.path_params["entity_id"])
+        return with_etag(await store.set_deleted(entity_id, False,
+                                                 if_match=if_match(request)))
 
     one = "/entities/{entity_id}"
     tags = ["entities"]

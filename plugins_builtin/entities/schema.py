@@ -47,4 +47,12 @@ MIGRATIONS = [
         );
         """,
     ),
+    Migration(
+        version=2,
+        name="entity versions for optimistic concurrency",
+        sql="""
+        -- bumped by every change; ETag and If-Match (412 when a client's copy is stale)
+        ALTER TABLE entities ADD COLUMN version INTEGER NOT NULL DEFAULT 1;
+        """,
+    ),
 ]

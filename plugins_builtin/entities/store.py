@@ -6,14 +6,21 @@ import base64
 import hashlib
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import msgspec
 
-from ff_plugin_sdk import SQL_INT_MAX, BadRequest, NotFound, ValidationFailed
-from kernel.clock import utc_now
+from ff_plugin_sdk import (
+    SQL_INT_MAX,
+    BadRequest,
+    Kernel,
+    NotFound,
+    PreconditionFailed,
+    ValidationFailed,
+    WriteTx,
+)
 
 #: sort name -> (SQL key, row column, whether the key alone is unique).  Creation order is
 #: ``seq``: ``created_at`` is taken inside the writer's transaction, so the two agree.
@@ -96,11 +103,12 @@ def _row_to_dict(row: Any) -> dict[str, Any]:
         "created_at": row["created_at"],
         "updated_at": row["updated_at"],
         "deleted_at": row["deleted_at"],
+        "version": row["version"],
     }
 
 
 class EntityStore:
-    def __init__(self, kernel: Any) -> None:
+    def __init__(self, kernel: Kernel) -> None:
         self.kernel = kernel
         self.db = kernel.db
 
@@ -208,53 +216,36 @@ class EntityStore:
             " ORDER BY live DESC, tag LIMIT ?", (limit,))
         return [(r["tag"], r["live"]) for r in rows]
 
-    # -- writes ------------------------------------------------------------------------
-    async def _index(self, tx: Any, seq: int, entity: dict[str, Any],
-                     old_tags: list[str] | None = None) -> None:
-        """Full-text row, tag rows and live tag counts of a live entity; ``old_tags`` are
-        the tags it had when it is being re-indexed."""
-        if old_tags is not None:
-            await tx.execute("DELETE FROM entities_fts WHERE rowid = ?", (seq,))
-            await tx.execute("DELETE FROM entity_tags WHERE entity_id = ?",
-                             (entity["entity_id"],))
-            await _count_tags(tx, old_tags, -1)
-        await tx.execute(
-            "INSERT INTO entities_fts (rowid, display_name, aliases, tags, fields)"
-            " VALUES (?, ?, ?, ?, ?)",
-            (seq, entity["display_name"], " ".join(entity["aliases"]),
-             " ".join(entity["tags"]), _flatten_fields(entity["fields"])))
-        if entity["tags"]:
-            await tx.executemany(
-                "INSERT OR IGNORE INTO entity_tags (entity_id, tag) VALUES (?, ?)",
-                [(entity["entity_id"], t) for t in _folded(entity["tags"])])
-            await _count_tags(tx, entity["tags"], +1)
-
+    # -- writes: each is one transaction function, run on the writer in one hop ----------
     async def create(self, entity: dict[str, Any]) -> dict[str, Any]:
-        async with self.db.transaction() as tx:
-            # stamped inside the writer's lock, so created_at order is seq order
-            now = utc_now()
-            entity = {**entity, "entity_id": new_entity_id(), "created_at": now,
-                      "updated_at": now, "deleted_at": None}
-            seq = await tx.execute(
+        def create(tx: WriteTx) -> dict[str, Any]:
+            # stamped on the writer, so created_at order is seq order
+            now = self.kernel.now()
+            row = {**entity, "entity_id": new_entity_id(), "created_at": now,
+                   "updated_at": now, "deleted_at": None, "version": 1}
+            seq = tx.execute(
                 "INSERT INTO entities (entity_id, display_name, aliases, tags, fields,"
-                " plugin_data, primary_thumbnail_asset_id, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (entity["entity_id"], entity["display_name"], _j(entity["aliases"]),
-                 _j(entity["tags"]), _j(entity["fields"]), _j(entity["plugin_data"]),
-                 entity["primary_thumbnail_asset_id"], now, now))
-            await self._index(tx, seq, entity)
-            await self.kernel.events.record(tx, "entity.created", {
-                "entity_id": entity["entity_id"], "display_name": entity["display_name"]})
-        return entity
+                " plugin_data, primary_thumbnail_asset_id, created_at, updated_at, version)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1)",
+                (row["entity_id"], row["display_name"], _j(row["aliases"]), _j(row["tags"]),
+                 _j(row["fields"]), _j(row["plugin_data"]),
+                 row["primary_thumbnail_asset_id"], now, now))
+            _index(tx, seq, row)
+            tx.event("entity.created", {"entity_id": row["entity_id"],
+                                        "display_name": row["display_name"]})
+            return row
+
+        return await self.db.write(create)
 
     async def update(self, entity_id: str, changes: dict[str, Any],
-                     merges: dict[str, dict[str, Any]]) -> dict[str, Any]:
-        """Replace ``changes`` keys; merge ``merges`` dicts by key (None removes a key)."""
-        now = utc_now()
-        async with self.db.transaction() as tx:
-            row = await tx.fetchone("SELECT * FROM entities WHERE entity_id = ?", (entity_id,))
-            if row is None or row["deleted_at"]:
-                raise NotFound(f"no entity with id {entity_id!r}", code="entity_not_found")
+                     merges: dict[str, dict[str, Any]],
+                     if_match: Collection[int] | None = None) -> dict[str, Any]:
+        """Replace ``changes`` keys; merge ``merges`` dicts by key (None removes a key).
+
+        ``if_match``: refuse (412) unless the entity is at one of these versions.
+        """
+        def update(tx: WriteTx) -> dict[str, Any]:
+            row = _live_row(tx, entity_id, if_match)
             entity = _row_to_dict(row)
             old_tags = entity["tags"]
             changed = [k for k, v in changes.items() if entity[k] != v]
@@ -271,38 +262,81 @@ class EntityStore:
                 entity[name] = merged
             if not changed:
                 return entity
-            entity["updated_at"] = now
-            await tx.execute(
+            entity["updated_at"] = self.kernel.now()
+            entity["version"] += 1
+            tx.execute(
                 "UPDATE entities SET display_name = ?, aliases = ?, tags = ?, fields = ?,"
-                " plugin_data = ?, primary_thumbnail_asset_id = ?, updated_at = ?"
-                " WHERE entity_id = ?",
+                " plugin_data = ?, primary_thumbnail_asset_id = ?, updated_at = ?,"
+                " version = ? WHERE entity_id = ?",
                 (entity["display_name"], _j(entity["aliases"]), _j(entity["tags"]),
                  _j(entity["fields"]), _j(entity["plugin_data"]),
-                 entity["primary_thumbnail_asset_id"], now, entity_id))
-            await self._index(tx, row["seq"], entity, old_tags)
-            await self.kernel.events.record(tx, "entity.updated", {
-                "entity_id": entity_id, "changed": sorted(changed)})
-        return entity
+                 entity["primary_thumbnail_asset_id"], entity["updated_at"],
+                 entity["version"], entity_id))
+            _index(tx, row["seq"], entity, old_tags)
+            tx.event("entity.updated", {"entity_id": entity_id, "changed": sorted(changed)})
+            return entity
 
-    async def set_deleted(self, entity_id: str, deleted: bool) -> dict[str, Any]:
+        return await self.db.write(update)
+
+    async def set_deleted(self, entity_id: str, deleted: bool,
+                          if_match: Collection[int] | None = None) -> dict[str, Any]:
         """Soft-delete or restore; restoring a live entity changes nothing."""
-        now = utc_now()
-        async with self.db.transaction() as tx:
-            row = await tx.fetchone("SELECT * FROM entities WHERE entity_id = ?", (entity_id,))
+        def set_deleted(tx: WriteTx) -> dict[str, Any]:
+            row = tx.fetchone("SELECT * FROM entities WHERE entity_id = ?", (entity_id,))
             if row is None or (deleted and row["deleted_at"]):
                 raise NotFound(f"no entity with id {entity_id!r}", code="entity_not_found")
+            _check_version(row, if_match)
             entity = _row_to_dict(row)
             if not deleted and not row["deleted_at"]:
                 return entity
+            now = self.kernel.now()
             entity["deleted_at"] = now if deleted else None
             entity["updated_at"] = now
-            await tx.execute(
-                "UPDATE entities SET deleted_at = ?, updated_at = ? WHERE entity_id = ?",
-                (entity["deleted_at"], now, entity_id))
-            await _count_tags(tx, entity["tags"], -1 if deleted else +1)
-            await self.kernel.events.record(
-                tx, "entity.deleted" if deleted else "entity.restored", {"entity_id": entity_id})
-        return entity
+            entity["version"] += 1
+            tx.execute("UPDATE entities SET deleted_at = ?, updated_at = ?, version = ?"
+                       " WHERE entity_id = ?",
+                       (entity["deleted_at"], now, entity["version"], entity_id))
+            _count_tags(tx, entity["tags"], -1 if deleted else +1)
+            tx.event("entity.deleted" if deleted else "entity.restored",
+                     {"entity_id": entity_id})
+            return entity
+
+        return await self.db.write(set_deleted)
+
+
+def _check_version(row: Any, if_match: Collection[int] | None) -> None:
+    if if_match is not None and row["version"] not in if_match:
+        raise PreconditionFailed(
+            f"entity {row['entity_id']!r} changed since you read it (it is at version "
+            f"{row['version']}); read it again and retry",
+            details=[{"current_version": row["version"]}])
+
+
+def _live_row(tx: WriteTx, entity_id: str, if_match: Collection[int] | None) -> Any:
+    row = tx.fetchone("SELECT * FROM entities WHERE entity_id = ?", (entity_id,))
+    if row is None or row["deleted_at"]:
+        raise NotFound(f"no entity with id {entity_id!r}", code="entity_not_found")
+    _check_version(row, if_match)
+    return row
+
+
+def _index(tx: WriteTx, seq: int, entity: dict[str, Any],
+           old_tags: list[str] | None = None) -> None:
+    """Full-text row, tag rows and live tag counts of a live entity; ``old_tags`` are the
+    tags it had when it is being re-indexed."""
+    if old_tags is not None:
+        tx.execute("DELETE FROM entities_fts WHERE rowid = ?", (seq,))
+        tx.execute("DELETE FROM entity_tags WHERE entity_id = ?", (entity["entity_id"],))
+        _count_tags(tx, old_tags, -1)
+    tx.execute(
+        "INSERT INTO entities_fts (rowid, display_name, aliases, tags, fields)"
+        " VALUES (?, ?, ?, ?, ?)",
+        (seq, entity["display_name"], " ".join(entity["aliases"]),
+         " ".join(entity["tags"]), _flatten_fields(entity["fields"])))
+    if entity["tags"]:
+        tx.executemany("INSERT OR IGNORE INTO entity_tags (entity_id, tag) VALUES (?, ?)",
+                       [(entity["entity_id"], t) for t in _folded(entity["tags"])])
+        _count_tags(tx, entity["tags"], +1)
 
 
 def _where(conds: list[str]) -> str:
@@ -314,11 +348,11 @@ def _folded(tags: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(t.casefold() for t in tags))
 
 
-async def _count_tags(tx: Any, tags: Iterable[str], delta: int) -> None:
+def _count_tags(tx: WriteTx, tags: Iterable[str], delta: int) -> None:
     folded = _folded(tags)
     if not folded:
         return
-    await tx.executemany(
+    tx.executemany(
         "INSERT INTO entity_tag_counts (tag, live) VALUES (?, ?)"
         " ON CONFLICT (tag) DO UPDATE SET live = live + excluded.live",
         [(t, delta) for t in folded])

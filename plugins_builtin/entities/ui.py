@@ -8,9 +8,17 @@ from urllib.parse import urlencode
 
 import msgspec
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 
-from ff_plugin_sdk import BadRequest, EntityTab, NotFound, UIPage, ValidationFailed
+from ff_plugin_sdk import (
+    BadRequest,
+    EntityTab,
+    Kernel,
+    NotFound,
+    PreconditionFailed,
+    UIPage,
+    ValidationFailed,
+)
 from plugins_builtin.entities.api import EntityCreate, check_id, normalize
 from plugins_builtin.entities.store import SORTS, EntityStore
 
@@ -20,6 +28,7 @@ SORT_CHOICES = [
     ("display_name:desc", "Name Z–A"),
 ]
 PAGE_SIZE = 48
+FORM_FIELDS = ("display_name", "aliases", "tags", "fields")
 #: a textarea's line breaks (browsers send CRLF); not str.splitlines, which also splits
 #: at U+2028, form feeds... that a field value may hold
 _NEWLINE = re.compile(r"\r\n|\r|\n")
@@ -116,7 +125,13 @@ def form_to_entity(form: Any) -> tuple[dict[str, Any], dict[str, str]]:
     return data, errors
 
 
-def overview_renderer(kernel: Any) -> Any:
+def form_values(entity: dict[str, Any]) -> dict[str, Any]:
+    """An entity as the edit form shows it."""
+    return {"display_name": entity["display_name"], "aliases": ", ".join(entity["aliases"]),
+            "tags": ", ".join(entity["tags"]), "fields": format_fields(entity["fields"])}
+
+
+def overview_renderer(kernel: Kernel) -> Any:
     async def render(request: Request, entity: dict[str, Any]) -> str:
         return kernel.templates.render_string(request, "entities/_overview.html",
                                               {"entity": entity})
@@ -124,7 +139,7 @@ def overview_renderer(kernel: Any) -> Any:
     return render
 
 
-def pages(kernel: Any, store: EntityStore) -> list[UIPage]:
+def pages(kernel: Kernel, store: EntityStore) -> list[UIPage]:
     def render(request: Request, name: str, ctx: dict[str, Any], **kw: Any) -> Response:
         return kernel.templates.render(request, name, ctx, **kw)
 
@@ -169,12 +184,11 @@ def pages(kernel: Any, store: EntityStore) -> list[UIPage]:
                   errors: dict[str, str] | None = None) -> Response:
         """The create/edit form; with errors, a 422 whose htmx fragment is the form block."""
         return render(request, "entities/form.html",
-                      {"entity": entity, "values": values, "errors": errors or {}},
-                      block="form", status=422 if errors else 200)
+                      {"entity": entity, "values": values, "errors": errors or {},
+                       "conflict": None}, block="form", status=422 if errors else 200)
 
     async def new_form(request: Request) -> Response:
-        return form_page(request, None, dict.fromkeys(("display_name", "aliases", "tags",
-                                                       "fields"), ""))
+        return form_page(request, None, dict.fromkeys(FORM_FIELDS, ""))
 
     async def create(request: Request) -> Response:
         form = await request.form()
@@ -183,7 +197,8 @@ def pages(kernel: Any, store: EntityStore) -> list[UIPage]:
             return form_page(request, None, dict(form), errors)
         entity = await store.create({**data, "plugin_data": {},
                                      "primary_thumbnail_asset_id": None})
-        return _redirect(request, f"/ui/entities/{entity['entity_id']}?notice=created")
+        return kernel.templates.redirect(request,
+                                         f"/ui/entities/{entity['entity_id']}?notice=created")
 
     async def detail(request: Request) -> Response:
         entity = await store.get(check_id(request.path_params["entity_id"]),
@@ -201,9 +216,7 @@ def pages(kernel: Any, store: EntityStore) -> list[UIPage]:
 
     async def edit_form(request: Request) -> Response:
         entity = await store.get(check_id(request.path_params["entity_id"]))
-        return form_page(request, entity, {
-            "display_name": entity["display_name"], "aliases": ", ".join(entity["aliases"]),
-            "tags": ", ".join(entity["tags"]), "fields": format_fields(entity["fields"])})
+        return form_page(request, entity, form_values(entity))
 
     async def edit(request: Request) -> Response:
         entity_id = check_id(request.path_params["entity_id"])
@@ -211,8 +224,18 @@ def pages(kernel: Any, store: EntityStore) -> list[UIPage]:
         data, errors = form_to_entity(form)
         if errors:
             return form_page(request, await store.get(entity_id), dict(form), errors)
-        await store.update(entity_id, data, {})
-        return _redirect(request, f"/ui/entities/{entity_id}?notice=saved")
+        opened = str(form.get("version") or "")
+        try:
+            await store.update(entity_id, data, {}, if_match=(
+                {int(opened)} if opened.isdigit() and len(opened) < 19 else None))
+        except PreconditionFailed:
+            # someone saved since this form was opened: show theirs, keep ours to copy
+            current = await store.get(entity_id)
+            return render(request, "entities/form.html", {
+                "entity": current, "values": form_values(current), "errors": {},
+                "conflict": {k: str(form.get(k) or "") for k in FORM_FIELDS},
+            }, block="form", status=409)
+        return kernel.templates.redirect(request, f"/ui/entities/{entity_id}?notice=saved")
 
     async def delete_form(request: Request) -> Response:
         entity = await store.get(check_id(request.path_params["entity_id"]))
@@ -221,12 +244,13 @@ def pages(kernel: Any, store: EntityStore) -> list[UIPage]:
     async def delete(request: Request) -> Response:
         entity_id = check_id(request.path_params["entity_id"])
         await store.set_deleted(entity_id, True)
-        return _redirect(request, "/ui/entities?" + urlencode({"notice": "deleted"}))
+        return kernel.templates.redirect(request,
+                                         "/ui/entities?" + urlencode({"notice": "deleted"}))
 
     async def restore(request: Request) -> Response:
         entity_id = check_id(request.path_params["entity_id"])
         await store.set_deleted(entity_id, False)
-        return _redirect(request, f"/ui/entities/{entity_id}?notice=restored")
+        return kernel.templates.redirect(request, f"/ui/entities/{entity_id}?notice=restored")
 
     one = "/entities/{entity_id}"
     return [
@@ -242,10 +266,3 @@ def pages(kernel: Any, store: EntityStore) -> list[UIPage]:
         UIPage(path=one + "/restore", endpoint=restore, methods=["POST"],
                name="entities-restore"),
     ]
-
-
-def _redirect(request: Request, url: str) -> Response:
-    """After a form post: a normal redirect, or HX-Location for htmx (no double render)."""
-    if "hx-request" in request.headers:
-        return Response(status_code=200, headers={"HX-Redirect": url})
-    return RedirectResponse(url, status_code=303)

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from starlette.requests import Request
 
-import kernel.auth as auth
-from ff_plugin_sdk import Forbidden, Unauthorized
-from kernel.auth import PUBLIC, AuthMiddleware, Principal, require_scope
+import kernel.tokens as tokens
+from ff_plugin_sdk import Conflict, ValidationFailed
 from kernel.config import rotate_token
+from tests.conftest import running
 
 from .conftest import anonymous, assert_envelope, kernel_of
 
@@ -97,7 +96,7 @@ async def test_rotated_token_takes_effect_without_a_restart(app, anon, settings)
 async def test_token_store_rereads_at_most_once_a_second(app, settings, monkeypatch) -> None:
     store = kernel_of(app).tokens
     now = [store._checked]
-    monkeypatch.setattr(auth, "time", type("FakeTime", (), {"monotonic": lambda: now[0]}))
+    monkeypatch.setattr(tokens, "time", type("FakeTime", (), {"monotonic": lambda: now[0]}))
     new = rotate_token(settings.paths.config_file)
 
     now[0] += 0.5
@@ -116,36 +115,62 @@ async def test_half_written_core_json_keeps_the_old_token(app, settings) -> None
 # --- scopes -------------------------------------------------------------------------------
 
 
-def request_with(principal: Principal | None) -> Request:
-    return Request({"type": "http", "method": "GET", "path": "/v1/x", "headers": [],
-                    "ff.principal": principal})
+async def test_a_token_without_the_routes_scope_gets_403_naming_it(app, client, anon) -> None:
+    # a real scoped token, as per-plugin tokens will be
+    token = await kernel_of(app).scoped_tokens.issue("reader", ["system:read"])
+    headers = {"Authorization": f"Bearer {token}"}
 
-
-def test_require_scope_refuses_a_principal_without_it() -> None:
-    reader = Principal("token", frozenset({"system:read"}))
-    assert require_scope(request_with(reader), "system:read") is reader
-    with pytest.raises(Forbidden) as info:
-        require_scope(request_with(reader), "plugins:admin")
-    assert info.value.status == 403
-    assert info.value.code == "missing_scope"
-    assert "plugins:admin" in info.value.message
-
-
-def test_require_scope_without_a_principal() -> None:
-    with pytest.raises(Unauthorized):
-        require_scope(request_with(None), "system:read")
-    assert require_scope(request_with(None), PUBLIC) is None
-
-
-async def test_route_scope_is_enforced_over_http(client, monkeypatch) -> None:
-    # A caller holding only system:read, like a future scoped plugin token.
-    reader = Principal("token", frozenset({"system:read"}))
-    monkeypatch.setattr(AuthMiddleware, "authenticate", lambda self, headers: reader)
-
-    assert (await client.get("/v1/ping")).status_code == 200
-    response = await client.get("/v1/events")
+    assert (await anon.get("/v1/ping", headers=headers)).status_code == 200
+    response = await anon.get("/v1/events", headers=headers)
     error = assert_envelope(response, 403, "missing_scope")
     assert "events:read" in error["message"]
+    assert error["details"] == [{"missing_scope": "events:read"}]
+    # the same route with the install token
+    assert (await client.get("/v1/events")).status_code == 200
+
+
+async def test_scoped_token_reads_but_cannot_write_entities(app, anon) -> None:
+    token = await kernel_of(app).scoped_tokens.issue("viewer", ["entities:read"])
+    headers = {"X-FaceForge-Token": token}
+    assert (await anon.get("/v1/entities", headers=headers)).status_code == 200
+    refused = await anon.post("/v1/entities", json={"display_name": "x"}, headers=headers)
+    assert "entities:write" in assert_envelope(refused, 403, "missing_scope")["message"]
+    assert (await anon.get("/v1/entities", headers=headers)).json()["items"] == []
+
+
+async def test_a_revoked_scoped_token_stops_working(app, anon) -> None:
+    kernel = kernel_of(app)
+    token = await kernel.scoped_tokens.issue("short-lived", ["system:read"])
+    headers = {"Authorization": f"Bearer {token}"}
+    assert (await anon.get("/v1/ping", headers=headers)).status_code == 200
+    assert await kernel.scoped_tokens.revoke("short-lived") is True
+    assert_envelope(await anon.get("/v1/ping", headers=headers), 401, "unauthorized")
+    assert await kernel.scoped_tokens.revoke("short-lived") is False
+
+
+async def test_scoped_tokens_survive_a_restart(make_app, settings) -> None:
+    app = make_app()
+    async with running(app, None) as anon:
+        token = await kernel_of(app).scoped_tokens.issue("kept", ["entities:read"])
+    again = make_app()
+    async with running(again, None) as anon:
+        response = await anon.get("/v1/entities", headers={"Authorization": f"Bearer {token}"})
+        assert response.status_code == 200
+
+
+async def test_a_token_cannot_hold_an_unknown_scope(app, client) -> None:
+    scoped = kernel_of(app).scoped_tokens
+    with pytest.raises(ValidationFailed, match="unknown scope 'entities:destroy'"):
+        await scoped.issue("bad", ["entities:read", "entities:destroy"])
+    await scoped.issue("dup", ["system:read"])
+    with pytest.raises(Conflict):
+        await scoped.issue("dup", ["system:read"])
+
+
+async def test_scopes_come_from_the_kernel_and_from_plugins(app, client) -> None:
+    info = (await client.get("/v1/system/info")).json()
+    assert info["scopes"]["events:read"]["plugin"] == "kernel"
+    assert info["scopes"]["entities:write"]["plugin"] == "entities"
 
 
 # --- UI sessions and CSRF -------------------------------------------------------------

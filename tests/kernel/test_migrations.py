@@ -79,9 +79,8 @@ async def test_a_new_step_is_applied_on_the_next_start(db: Database) -> None:
 
 async def test_trigger_from_a_migration_works(db: Database) -> None:
     await apply_migrations(db, [("notes", NOTES_V1), ("notes", NOTES_V2)])
-    async with db.transaction() as tx:
-        await tx.execute("INSERT INTO notes (text) VALUES ('a; b')")
-        await tx.execute("INSERT INTO notes (text) VALUES ('c')")
+    await db.write(lambda tx: tx.executemany("INSERT INTO notes (text) VALUES (?)",
+                                             [("a; b",), ("c",)]))
     assert (await db.fetchone("SELECT n FROM note_count"))["n"] == 2
 
 

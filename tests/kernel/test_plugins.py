@@ -151,13 +151,13 @@ async def test_a_failing_event_subscriber_does_not_stop_the_next(make_app, setti
     app = make_app(extra_plugins=[("failing", Failing()), ("collecting", collecting)])
     async with running(app, settings.install_token):
         kernel = kernel_of(app)
-        async with kernel.db.transaction() as tx:
-            event_id = await kernel.events.record(tx, "test.happened", {"n": 1})
+        event_id = await kernel.db.write(lambda tx: tx.event("test.happened", {"n": 1}))
         await eventually(lambda: collecting.events, what="the event to reach 'collecting'")
     assert [(e.id, e.type, e.data) for e in collecting.events] == [
         (event_id, "test.happened", {"n": 1})]
     assert isinstance(collecting.events[0], Event)
-    assert any(line["message"] == "plugin 'failing' failed in faceforge_event"
+    assert any(line["message"] == f"plugin 'failing' failed in faceforge_event for event "
+               f"{event_id} (test.happened)"
                and "subscriber is broken" in line.get("exception", "")
                for line in log_lines(home))
 

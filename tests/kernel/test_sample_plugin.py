@@ -68,8 +68,7 @@ async def test_sample_contributions_are_live(make_app, settings) -> None:
         assert tab.label == "Sample"
         assert "sample plugin" in await tab.render(None, {"id": "e1"})
         # event subscriber
-        async with kernel.db.transaction() as tx:
-            event_id = await kernel.events.record(tx, "sample.test", {"hi": 1})
+        event_id = await kernel.db.write(lambda tx: tx.event("sample.test", {"hi": 1}))
 
         async def greeted() -> list:
             body = (await client.get("/v1/plugins/sample/hello")).json()

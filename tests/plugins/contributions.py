@@ -8,6 +8,7 @@ from ff_plugin_sdk import (
     JobType,
     Migration,
     NavEntry,
+    Scope,
     StaticDir,
     StorageProviderType,
     UIPage,
@@ -28,6 +29,11 @@ async def _render_tab(request, entity):
 class MemoryStorage:
     def __init__(self, **config):
         self.config = config
+
+
+@hookimpl
+def faceforge_scopes():
+    return [Scope(name="contrib:read", description="read the contrib notes")]
 
 
 @hookimpl

@@ -18,15 +18,16 @@ class Recorded(msgspec.Struct, kw_only=True):
 def faceforge_routes(kernel):
     async def record(request, body: Note) -> Recorded:
         """Record one event."""
-        async with kernel.db.transaction() as tx:
-            event_id = await kernel.events.record(tx, body.type, {"text": body.text})
+        event_id = await kernel.db.write(lambda tx: tx.event(body.type, {"text": body.text}))
         return Recorded(id=event_id)
 
     async def record_then_fail(request, body: Note) -> Recorded:
         """Record an event, then refuse: the transaction rolls back."""
-        async with kernel.db.transaction() as tx:
-            await kernel.events.record(tx, body.type, {"text": body.text})
+        def refuse(tx):
+            tx.event(body.type, {"text": body.text})
             raise Conflict("refused after recording")
+
+        return await kernel.db.write(refuse)
 
     return [
         ApiRoute(path="/test/events", endpoint=record, scope="events:read", methods=["POST"],

@@ -7,12 +7,13 @@ writes every event it is told about into ``sample_greetings``.
 
 from __future__ import annotations
 
+import asyncio
 import html
 from typing import Any
 
 import msgspec
 
-from ff_plugin_sdk import ApiRoute, EntityTab, Event, JobType, Migration, hookimpl
+from ff_plugin_sdk import ApiRoute, EntityTab, Event, JobType, Kernel, Migration, hookimpl
 
 
 class Greeting(msgspec.Struct, kw_only=True):
@@ -52,7 +53,7 @@ def faceforge_migrations() -> list[Migration]:
 
 
 @hookimpl
-def faceforge_routes(kernel: Any) -> list[ApiRoute]:
+def faceforge_routes(kernel: Kernel) -> list[ApiRoute]:
     async def hello(request: Any) -> Hello:
         """Say hello, with the events the sample subscriber has seen."""
         rows = await kernel.db.fetchall(
@@ -76,8 +77,12 @@ def faceforge_ui_entity_tabs(kernel: Any) -> list[EntityTab]:
 
 
 @hookimpl
-async def faceforge_event(kernel: Any, event: Event) -> None:
-    async with kernel.db.transaction() as tx:
-        await tx.execute(
-            "INSERT OR IGNORE INTO sample_greetings (event_id, event_type) VALUES (?, ?)",
-            (event.id, event.type))
+async def faceforge_event(kernel: Kernel, event: Event) -> None:
+    # Delivery is at least once: writing the same event down twice changes nothing.
+    # ``plugins.sample.greeting_delay_seconds`` in core.json plays a slow subscriber.
+    delay = float(kernel.plugin_config("sample").get("greeting_delay_seconds", 0))
+    if delay > 0:
+        await asyncio.sleep(delay)
+    await kernel.db.write(lambda tx: tx.execute(
+        "INSERT OR IGNORE INTO sample_greetings (event_id, event_type) VALUES (?, ?)",
+        (event.id, event.type)))
