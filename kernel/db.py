@@ -55,6 +55,9 @@ _PRAGMAS = (
 )
 #: most transactions grouped under one COMMIT: bounds the work a late failure redoes
 MAX_GROUP = 64
+#: commits between WAL checkpoints.  Checkpoints run on a thread of their own: SQLite's
+#: automatic one runs inside a COMMIT and made every few hundredth write wait milliseconds
+CHECKPOINT_EVERY = 200
 
 Params = Sequence[Any] | dict[str, Any]
 
@@ -130,6 +133,10 @@ class Database:
         self._writer: sqlite3.Connection | None = None
         self._thread: threading.Thread | None = None
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._commits = 0
+        self._checkpoint_due = threading.Event()
+        self._checkpointer: threading.Thread | None = None
+        self._stopping = False
         #: called on the event loop with the newest event id after a commit that wrote events
         self.event_listeners: list[Callable[[int], None]] = []
 
@@ -147,7 +154,7 @@ class Database:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         try:
             conn.row_factory = sqlite3.Row
-            for pragma in _PRAGMAS:
+            for pragma in (*_PRAGMAS, "PRAGMA wal_autocheckpoint=0"):
                 conn.execute(pragma)
         except BaseException:
             conn.close()
@@ -178,21 +185,35 @@ class Database:
             await self.close()
             raise StartupError(f"cannot open database {self.path}: {exc}") from exc
         self._jobs = queue.SimpleQueue()
+        self._stopping = False
         self._thread = threading.Thread(target=self._writer_loop, args=(self._writer,),
                                         name="faceforge-db-writer", daemon=True)
         self._thread.start()
+        self._checkpointer = threading.Thread(target=self._checkpoint_loop,
+                                              name="faceforge-db-checkpoint", daemon=True)
+        self._checkpointer.start()
 
     async def close(self) -> None:
         """Finish queued writes, stop the writer thread, close every connection."""
+        loop = asyncio.get_running_loop()
         if self._thread is not None:
             self._jobs.put(None)
-            await asyncio.get_running_loop().run_in_executor(None, self._thread.join)
+            await loop.run_in_executor(None, self._thread.join)
             self._thread = None
+        if self._checkpointer is not None:
+            self._stopping = True
+            self._checkpoint_due.set()
+            await loop.run_in_executor(None, self._checkpointer.join)
+            self._checkpointer = None
         for conn in self._all_readers:
             await conn.close()
         self._all_readers.clear()
         self._readers = asyncio.Queue()
         if self._writer is not None:
+            try:  # leave a small WAL behind; readers are closed, so it can be emptied
+                self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.Error:
+                log.warning("final checkpoint failed", exc_info=True)
             self._writer.close()
             self._writer = None
 
@@ -213,6 +234,28 @@ class Database:
         except asyncio.CancelledError:
             job.cancelled = True  # skipped if the writer has not started it
             raise
+
+    def _checkpoint_loop(self) -> None:
+        """Copy the WAL back into the database now and then, beside the writer (PASSIVE:
+        it never blocks writers or readers)."""
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            while True:
+                self._checkpoint_due.wait()
+                self._checkpoint_due.clear()
+                if self._stopping:
+                    return
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                except sqlite3.Error:
+                    log.warning("WAL checkpoint failed", exc_info=True)
+        finally:
+            conn.close()
+
+    def _committed(self) -> None:
+        self._commits += 1
+        if self._commits % CHECKPOINT_EVERY == 0:
+            self._checkpoint_due.set()
 
     def _writer_loop(self, conn: sqlite3.Connection) -> None:
         while True:
@@ -274,6 +317,7 @@ class Database:
                 if not job.cancelled:
                     self._run_alone(conn, job)
             return
+        self._committed()
         for job in group:
             if not job.finished:
                 self._finish(job, committed=job.error is None)
@@ -289,6 +333,7 @@ class Database:
         if job.error is None:
             try:
                 conn.execute("COMMIT")
+                self._committed()
             except sqlite3.Error as exc:
                 job.error = exc
         if job.error is not None:

@@ -179,9 +179,9 @@ async def test_a_cancelled_caller_never_leaves_a_transaction_open(db: Database) 
     queued = asyncio.create_task(db.write(insert("never")))
     await asyncio.sleep(0)
     queued.cancel()  # cancelled while waiting for the writer: its function never runs
-    release.set()
     with pytest.raises(asyncio.CancelledError):
         await queued
+    release.set()
     await busy
 
     # cancelled while its function runs: the transaction still ends (here: commits)
