@@ -148,6 +148,8 @@ async def _sse(request: Request, bus: EventBus, after: int, type_prefix: str | N
     yield b"retry: 2000\n\n"
     quiet = 0.0
     while not bus.closed.is_set() and still_valid():
+        # everything up to ``seen`` was committed before the query: it finds what matches
+        seen = bus.last_id
         events = await bus.list(after, type_prefix, 500)
         for event in events:
             data = msgspec.json.encode(_out(event))
@@ -155,8 +157,8 @@ async def _sse(request: Request, bus: EventBus, after: int, type_prefix: str | N
             after = event.id
         if len(events) == 500:
             continue
-        if not events and bus.last_id > after:
-            after = bus.last_id  # newer events exist but none match the filter
+        if not events and seen > after:
+            after = seen  # newer events exist but none match the filter
         if await request.is_disconnected():
             return
         if await bus.wait(after, RECHECK_SECONDS):
