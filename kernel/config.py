@@ -20,7 +20,7 @@ from typing import Annotated, Any
 import msgspec
 
 from kernel.errors import ConfigError
-from kernel.home import Paths, build_paths, resolve_home
+from kernel.home import Paths, build_paths, private_dir, resolve_home
 from kernel.plugins import parse_disabled
 
 DEFAULT_HOST = "127.0.0.1"
@@ -273,7 +273,11 @@ def load_settings(
     """
     env = dict(os.environ if env is None else env)
     root = resolve_home(home, env)
-    (root / "config").mkdir(parents=True, exist_ok=True)
+    try:  # owner-only from the start: core.json holds the install token
+        private_dir(root)
+        private_dir(root / "config")
+    except OSError as exc:
+        raise ConfigError(f"cannot create folder under {root}: {exc}") from exc
     config = load_config(root / "config" / "core.json")
     paths = build_paths(root, msgspec.to_builtins(config.paths))
     try:

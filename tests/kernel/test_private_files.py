@@ -219,3 +219,19 @@ def test_log_files_left_world_readable_by_an_older_core_are_tightened(tmp_path: 
     assert mode(logs / "core.log") == mode(logs / "core.log.1") == 0o600
     text = (logs / "core.log").read_text(encoding="utf-8")
     assert text.startswith('{"message": "old"}\n') and '"new"' in text  # appended, not lost
+
+
+def test_the_token_is_never_written_into_a_folder_others_can_read(
+        home: Path, umask: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    import kernel.config as config
+
+    seen: list[int] = []
+    real = config.write_private_json
+
+    def spy(path: Path, data: Any) -> None:
+        seen.extend([stat.S_IMODE(p.stat().st_mode) for p in (path.parent, path.parent.parent)])
+        real(path, data)
+
+    monkeypatch.setattr(config, "write_private_json", spy)
+    load_settings(home, env={})
+    assert seen == [0o700, 0o700]  # config/ and the home, when core.json is first written
