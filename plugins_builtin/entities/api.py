@@ -118,6 +118,14 @@ def to_entity(data: dict[str, Any]) -> Entity:
 
 _encoder = msgspec.json.Encoder()
 _TAG = re.compile(r'^(W/)?"([^"]*)"$')
+#: a version as its tag spells it: ASCII digits, no leading zero ("01" is another tag),
+#: small enough for SQLite
+_VERSION = re.compile(r"[1-9][0-9]{0,17}")
+
+
+def parse_version(text: str) -> int | None:
+    """The version a tag's text (or the edit form's field) names; None when it names none."""
+    return int(text) if _VERSION.fullmatch(text) else None
 
 
 def etag(entity: dict[str, Any]) -> str:
@@ -139,14 +147,17 @@ def if_match(request: Any) -> frozenset[int] | None:
     if header is None or header.strip() == "*":
         return None
     versions = set()
-    for part in header.split(","):
-        match = _TAG.match(part.strip())
+    # a list may hold empty elements, which a recipient ignores (RFC 9110 §5.6.1.2)
+    parts = [part.strip() for part in header.split(",") if part.strip()]
+    for part in parts or [header]:
+        match = _TAG.match(part)
         if match is None:
             raise BadRequest(f"If-Match must be '*' or quoted entity tags such as '\"3\"'; "
                              f"got {header!r}", code="invalid_if_match")
         weak, value = match.groups()
-        if not weak and value.isdigit() and len(value) < 19:
-            versions.add(int(value))
+        version = None if weak else parse_version(value)
+        if version is not None:
+            versions.add(version)
     return frozenset(versions)
 
 

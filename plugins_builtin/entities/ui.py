@@ -19,7 +19,7 @@ from ff_plugin_sdk import (
     UIPage,
     ValidationFailed,
 )
-from plugins_builtin.entities.api import EntityCreate, check_id, normalize
+from plugins_builtin.entities.api import EntityCreate, check_id, normalize, parse_version
 from plugins_builtin.entities.store import SORTS, EntityStore
 
 SORT_CHOICES = [
@@ -222,12 +222,18 @@ def pages(kernel: Kernel, store: EntityStore) -> list[UIPage]:
         entity_id = check_id(request.path_params["entity_id"])
         form = await request.form()
         data, errors = form_to_entity(form)
-        if errors:
-            return form_page(request, await store.get(entity_id), dict(form), errors)
         opened = str(form.get("version") or "")
+        if errors:
+            entity = await store.get(entity_id)
+            if "version" in form:
+                # the values shown are still those read at the opened version: saving them
+                # once fixed must still notice a change made meanwhile
+                entity = {**entity, "version": opened}
+            return form_page(request, entity, dict(form), errors)
+        version = parse_version(opened)
         try:
-            await store.update(entity_id, data, {}, if_match=(
-                {int(opened)} if opened.isdigit() and len(opened) < 19 else None))
+            await store.update(entity_id, data, {},
+                               if_match=None if version is None else {version})
         except PreconditionFailed:
             # someone saved since this form was opened: show theirs, keep ours to copy
             current = await store.get(entity_id)
