@@ -16,6 +16,7 @@ import pytest
 import wrong_args
 from ordered import Ordered
 from same_route import SameRoute
+from scoped_routes import BadName, TakesKernelScope, UsesUnknown, Wraps
 from subscribers import Collecting, Failing
 
 from ff_plugin_sdk import Event
@@ -39,6 +40,11 @@ def log_lines(home: Path) -> list[dict]:
     ("broken_hook", broken_hook, "faceforge_rotes"),  # a misspelt hook name
     ("wrong_args", wrong_args, "app"),  # a hook argument that does not exist
     ("async_routes", async_routes, "faceforge_routes must not be async"),
+    ("wraps", Wraps(), "hook wrapper for faceforge_routes"),  # wrappers are not run
+    # scopes: undeclared, badly named, or taken from another owner
+    ("uses_unknown", UsesUnknown(), "unknown scope 'notes:raed'"),
+    ("bad_name", BadName(), "'Notes Read'"),
+    ("takes_kernel_scope", TakesKernelScope(), "'kernel' already declares"),
 ])
 def test_an_invalid_plugin_is_refused_naming_it_and_the_fault(make_app, name, plugin,
                                                              detail) -> None:

@@ -1,29 +1,14 @@
 """Scopes come from one registry that plugins extend; every route declares its scope or that
-it is public, and both the auth middleware and the OpenAPI document read that declaration."""
+it is public, and both the auth middleware and the OpenAPI document read that declaration.
+(Scope mistakes as load errors: test_plugins.py.)"""
 
 from __future__ import annotations
 
-import pytest
-from scoped_routes import BadName, Declares, TakesKernelScope, UsesUnknown, Wraps
+from scoped_routes import Declares
 
-from kernel.errors import PluginError
 from tests.conftest import running
 
 from .conftest import assert_envelope, kernel_of
-
-
-@pytest.mark.parametrize(("name", "plugin", "detail"), [
-    ("uses_unknown", UsesUnknown(), "unknown scope 'notes:raed'"),
-    ("bad_name", BadName(), "'Notes Read'"),
-    ("takes_kernel_scope", TakesKernelScope(), "'kernel' already declares"),
-    ("wraps", Wraps(), "hook wrapper for faceforge_routes"),
-])
-def test_a_scope_mistake_is_a_load_error_naming_the_plugin(make_app, name, plugin,
-                                                          detail) -> None:
-    with pytest.raises(PluginError) as info:
-        make_app(extra_plugins=[(name, plugin)])
-    assert f"'{name}'" in str(info.value)
-    assert detail in str(info.value)
 
 
 async def test_a_plugin_scope_guards_its_route(make_app, settings) -> None:
