@@ -1,16 +1,21 @@
 """The request-body limit, on every route: refused as soon as it is known to be exceeded.
 
-A declared ``Content-Length`` over the limit fails the first read, before any byte is taken;
-a body without one (chunked) fails as soon as the bytes read pass the limit.  The limit is
-the route's own (``ApiRoute.max_body_bytes``) or ``limits.max_body_bytes``.  The failure is
-raised from ``receive`` as :class:`PayloadTooLarge`, so the usual handlers render it: the
-JSON envelope for the API, the error page for the UI.
+A declared ``Content-Length`` over the limit is answered before the route runs, not a byte
+taken; a body without one (chunked) fails as soon as the bytes read pass the limit.  The
+limit is the route's own (``ApiRoute.max_body_bytes``) or ``limits.max_body_bytes``.  The
+failure is :class:`PayloadTooLarge`, rendered by the usual handler (raised from ``receive``
+for a chunked body): the JSON envelope for the API, the error page for the UI.  Once a
+response has started (a route that answers without reading its body) it is too late for a
+413: ``receive`` then reports the client gone instead of raising, so the response ends
+rather than failing mid-way.
 """
 
 from __future__ import annotations
 
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from kernel.envelope import handle_faceforge_error
 from kernel.errors import PayloadTooLarge
 
 
@@ -31,18 +36,36 @@ class BodyLimitMiddleware:
             if key == b"content-length":
                 declared = value
                 break
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            # refused before the app runs, whatever the route does with its body (an event
+            # stream may never read it, and would be under way before its first read)
+            error = PayloadTooLarge(f"request body is {int(declared)} bytes; the limit is {limit}")
+            response = await handle_faceforge_error(Request(scope, receive), error)
+            await response(scope, receive, send)
+            return
         size = 0
+        started = False
+
+        async def watched(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        def refuse(why: str) -> Message:
+            if started:
+                # too late for a 413 (a response that never read its body, such as an event
+                # stream listening for the client going away): read no further, and end it
+                return {"type": "http.disconnect"}
+            raise PayloadTooLarge(why)
 
         async def limited() -> Message:
             nonlocal size
-            if declared is not None and declared.isdigit() and int(declared) > limit:
-                raise PayloadTooLarge(
-                    f"request body is {int(declared)} bytes; the limit is {limit}")
             message = await receive()
             if message["type"] == "http.request":
                 size += len(message.get("body", b""))
                 if size > limit:
-                    raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes")
+                    return refuse(f"request body exceeds the limit of {limit} bytes")
             return message
 
-        await self.app(scope, limited, send)
+        await self.app(scope, limited, watched)

@@ -132,8 +132,16 @@ class SessionStore:
         ended = [k for k, s in self._cache.items() if self._ended(s, moment)]
         for key in ended:
             del self._cache[key]
+        # a live session's stored last-seen may lag by up to TOUCH_EVERY: store it first,
+        # or its row would look idle below and be deleted while it is still in use
+        lagging = [(stamp(s.last_seen), k) for k, s in self._cache.items()
+                   if s.stored_last_seen <= moment - self.idle]
+        for _, key in lagging:
+            self._cache[key].stored_last_seen = self._cache[key].last_seen
 
         def purge(tx: WriteTx) -> int:
+            tx.executemany("UPDATE ui_sessions SET last_seen_at = ? WHERE id_hash = ?",
+                           lagging)
             return tx.changes(
                 "DELETE FROM ui_sessions WHERE expires_at <= ? OR token_fingerprint != ?"
                 " OR coalesce(last_seen_at, created_at) <= ?",
@@ -142,6 +150,9 @@ class SessionStore:
         return await self.db.write(purge)
 
     def start_purging(self, every: float = PURGE_EVERY_SECONDS) -> None:
+        """Purge every ``every`` seconds until :meth:`stop` (replaces a running purger)."""
+        if self._purger is not None:
+            self._purger.cancel()
         async def loop() -> None:
             while True:
                 await asyncio.sleep(every)
