@@ -91,16 +91,21 @@ class SeaweedConfig(_Section):
     s3_port: int | None = None
 
 
+DEFAULT_BODY_BYTES = 2 * 1024 * 1024
+
+
 class LimitsConfig(_Section):
     #: largest request body accepted by any route (API, UI forms, sign-in), in bytes;
     #: routes that take files declare their own
-    max_body_bytes: Annotated[int, msgspec.Meta(ge=1)] = 2 * 1024 * 1024
-    #: the earlier name of ``max_body_bytes``; used when set
+    max_body_bytes: Annotated[int, msgspec.Meta(ge=1)] = DEFAULT_BODY_BYTES
+    #: the earlier name of ``max_body_bytes``; used while ``max_body_bytes`` is not changed
     max_json_body_bytes: Annotated[int, msgspec.Meta(ge=1)] | None = None
 
     @property
     def body_bytes(self) -> int:
-        return self.max_json_body_bytes or self.max_body_bytes
+        if self.max_body_bytes != DEFAULT_BODY_BYTES or self.max_json_body_bytes is None:
+            return self.max_body_bytes
+        return self.max_json_body_bytes
 
 
 class LoggingConfig(_Section):

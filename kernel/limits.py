@@ -30,7 +30,7 @@ class BodyLimitMiddleware:
             return
         policy = scope.get("ff.route_policy")
         limit = (policy.max_body_bytes if policy is not None and policy.max_body_bytes
-                 else self.default_limit)
+                 is not None else self.default_limit)
         declared = None
         for key, value in scope["headers"]:
             if key == b"content-length":
@@ -44,15 +44,19 @@ class BodyLimitMiddleware:
             await response(scope, receive, send)
             return
         size = 0
-        started = False
+        started = ended = exceeded = False
 
         async def watched(message: Message) -> None:
-            nonlocal started
+            nonlocal started, ended
             if message["type"] == "http.response.start":
                 started = True
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                ended = True
             await send(message)
 
         def refuse(why: str) -> Message:
+            nonlocal exceeded
+            exceeded = True
             if started:
                 # too late for a 413 (a response that never read its body, such as an event
                 # stream listening for the client going away): read no further, and end it
@@ -68,4 +72,12 @@ class BodyLimitMiddleware:
                     return refuse(f"request body exceeds the limit of {limit} bytes")
             return message
 
-        await self.app(scope, limited, watched)
+        try:
+            await self.app(scope, limited, watched)
+        except Exception:
+            if not (exceeded and started):
+                raise
+            # the limit was passed just as a response that never reads its body started (an
+            # event stream): too late for a 413, so that response simply ends
+            if not ended:
+                await send({"type": "http.response.body", "body": b"", "more_body": False})

@@ -185,6 +185,28 @@ async def test_a_route_that_never_reads_its_body_still_refuses_a_declared_oversi
     assert (await client.get("/v1/ping")).status_code == 200
 
 
+async def test_a_chunked_oversize_to_a_route_that_never_reads_it_is_no_server_error(
+    app, client, settings, home
+) -> None:
+    """The first chunk alone passes the limit while the event stream is starting: whichever
+    comes first, the caller gets a 413 or a stream that ends, never a server error."""
+    async with httpx.AsyncClient(
+        transport=StreamingASGITransport(app), base_url="http://testserver",
+        headers={"Authorization": f"Bearer {settings.install_token}"},
+    ) as streaming, asyncio.timeout(5):
+        for _ in range(20):  # the two orders race: try both many times
+            async def oversized() -> AsyncIterator[bytes]:
+                yield b"x" * (LIMIT + 1)
+
+            async with streaming.stream("GET", "/v1/events/stream",
+                                        content=oversized()) as response:
+                await response.aread()
+            assert response.status_code in (200, 413)
+    assert (await client.get("/v1/ping")).status_code == 200
+    log = (home / "logs" / "core.log").read_text("utf-8")
+    assert '"level":"ERROR"' not in log
+
+
 # --- a route's own limit ----------------------------------------------------------------
 
 
@@ -388,3 +410,13 @@ def test_serve_refuses_an_oversized_sign_in_without_waiting_for_the_body(
     assert "Traceback" not in err
     log = (home / "logs" / "core.log").read_text("utf-8")
     assert '"level":"ERROR"' not in log.replace(" ", "")
+
+
+@pytest.mark.parametrize(("limits", "expected"), [
+    ({}, 2 * MIB),
+    ({"max_json_body_bytes": 1000}, 1000),  # the earlier name alone
+    ({"max_body_bytes": 9000, "max_json_body_bytes": 1000}, 9000),  # the new name wins
+])
+def test_which_limit_key_counts(home, write_core_json, limits, expected) -> None:
+    write_core_json({"limits": limits})
+    assert load_settings(home, env={}).config.limits.body_bytes == expected
