@@ -47,11 +47,15 @@ def conflict_alert(html: str) -> str:
     return html.split('id="edit-conflict"', 1)[1].split("</details>", 1)[0]
 
 
+FIELD_OF_LABEL = {"Name": "display_name", "Aliases": "aliases", "Tags": "tags",
+                  "Fields": "fields"}
+
+
 def typed_values(html: str) -> dict[str, str]:
-    """What the conflict's <details> lists as typed: {field: value}."""
+    """What the conflict's <details> lists as typed: {field: value} (shown by label)."""
     details = conflict_alert(html).split("<details>", 1)[1]
     pairs = re.findall(r"<dt>([^<]*)</dt><dd><pre>(.*?)</pre></dd>", details, re.S)
-    return {unescape(k): unescape(v) for k, v in pairs}
+    return {FIELD_OF_LABEL[unescape(k)]: unescape(v) for k, v in pairs}
 
 
 @pytest.fixture
