@@ -18,12 +18,11 @@ from typing import Any
 
 import msgspec
 
-from ff_plugin_sdk.types import Event, parse_event_id
+from ff_plugin_sdk.types import Event
 from kernel.clock import utc_now
 from kernel.db import Database
 
 log = logging.getLogger("faceforge.events")
-__all__ = ["EventBus", "parse_event_id", "row_to_event"]
 
 Deliver = Callable[[Event], Awaitable[None]]
 #: events read and delivered per step; the cursor is saved after each step, so a crash

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,12 +29,12 @@ from ff_plugin_sdk.types import (
     UIPage,
 )
 from kernel.errors import PluginError
+from kernel.events import Deliver
 
 if TYPE_CHECKING:
     from kernel.services import Kernel
 
 log = logging.getLogger("faceforge.hooks")
-Deliver = Callable[[Event], Awaitable[None]]
 
 
 class Hooks:
