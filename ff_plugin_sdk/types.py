@@ -167,7 +167,7 @@ class Event:
 
 def parse_event_id(text: str | None) -> int | None:
     """An event id from text (``Last-Event-ID``, a link); None unless it is one."""
-    if not text or not text.isdigit() or len(text) > 19:
+    if not text or not (text.isascii() and text.isdigit()) or len(text) > 19:
         return None
     value = int(text)
     return value if value <= SQL_INT_MAX else None

@@ -151,10 +151,10 @@ async def test_sse_resumes_after_last_event_id(client, streaming) -> None:
 async def test_sse_ignores_a_last_event_id_that_is_no_event_id(client, streaming) -> None:
     first = await record(client, "junk.one")
     second = await record(client, "junk.two")
-    for junk in (str(2**64), "9" * 40, "-1", "abc"):
+    for junk in (str(2**64), "9" * 40, "-1", "abc", "²", "1¹"):  # ² is a digit to isdigit()
         async with asyncio.timeout(5), streaming.stream(
                 "GET", f"/v1/events/stream?after={first}",
-                headers={"Last-Event-ID": junk}) as response:
+                headers={"Last-Event-ID": junk.encode("latin-1")}) as response:
             assert response.status_code == 200
             events = await read_sse(response, 1)
         assert int(events[0]["id"]) == second, junk
