@@ -140,7 +140,9 @@ class JsonFormatter(logging.Formatter):
         # Redact the values, not the encoded line: a pattern must neither eat the backslash
         # of a JSON escape (breaking the line) nor miss a secret right after one ("\nhf_...").
         entry: dict[str, Any] = {
-            "timestamp": f"{self._second(record.created)}.{int(record.msecs):03d}Z",
+            # the one timestamp format (kernel.clock): microseconds, UTC, "Z"
+            "timestamp": f"{self._second(record.created)}."
+                         f"{int(record.created * 1_000_000) % 1_000_000:06d}Z",
             "level": record.levelname,
             "logger": redact(record.name),
             "correlation_id": redact.value(getattr(record, "correlation_id", None)),
