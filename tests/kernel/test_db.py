@@ -48,6 +48,27 @@ def insert(name: str):
     return lambda tx: tx.execute("INSERT INTO parent (name) VALUES (?)", (name,))
 
 
+class Held:
+    """A write of ``name`` that then holds the writer thread until :meth:`release`."""
+
+    def __init__(self, db: Database, name: str) -> None:
+        self.inside, self._release = threading.Event(), threading.Event()
+
+        def hold(tx: WriteTx) -> None:
+            tx.execute("INSERT INTO parent (name) VALUES (?)", (name,))
+            self.inside.set()
+            self._release.wait(5)
+
+        self.task = asyncio.create_task(db.write(hold))
+
+    async def holding(self) -> Held:
+        await eventually(self.inside.is_set, what="a write to hold the writer")
+        return self
+
+    def release(self) -> None:
+        self._release.set()
+
+
 async def names(db: Database) -> list[str]:
     return [r["name"] for r in await db.fetchall("SELECT name FROM parent ORDER BY id")]
 
@@ -142,21 +163,13 @@ async def test_a_failed_commit_in_a_group_fails_only_the_guilty_function(
 
 async def test_group_commit_groups_transactions_queued_while_the_writer_is_busy(
         db: Database) -> None:
-    started, release = threading.Event(), threading.Event()
     statements: list[str] = []
-
-    def slow(tx: WriteTx) -> None:
-        started.set()
-        release.wait(5)
-        tx.execute("INSERT INTO parent (name) VALUES ('slow')")
-
-    first = asyncio.create_task(db.write(slow))
-    await eventually(started.is_set, what="the first write to hold the writer")
+    slow = await Held(db, "slow").holding()
     rest = [asyncio.create_task(db.write(insert(f"g{n}"))) for n in range(5)]
     await eventually(lambda: db._jobs.qsize() == 5, what="five writes to queue up")
     db._writer.set_trace_callback(statements.append)
-    release.set()
-    await asyncio.gather(first, *rest)
+    slow.release()
+    await asyncio.gather(slow.task, *rest)
     db._writer.set_trace_callback(None)
 
     # the five queued while the writer was busy: one BEGIN, a savepoint each, one COMMIT
@@ -167,57 +180,31 @@ async def test_group_commit_groups_transactions_queued_while_the_writer_is_busy(
 
 
 async def test_a_cancelled_caller_never_leaves_a_transaction_open(db: Database) -> None:
-    holding, release = threading.Event(), threading.Event()
-
-    def blocker(tx: WriteTx) -> None:
-        holding.set()
-        release.wait(5)
-        tx.execute("INSERT INTO parent (name) VALUES ('blocker')")
-
-    busy = asyncio.create_task(db.write(blocker))
-    await eventually(holding.is_set, what="the first write to hold the writer")
+    blocker = await Held(db, "blocker").holding()
     queued = asyncio.create_task(db.write(insert("never")))
     await asyncio.sleep(0)
     queued.cancel()  # cancelled while waiting for the writer: its function never runs
     with pytest.raises(asyncio.CancelledError):
         await queued
-    release.set()
-    await busy
+    blocker.release()
+    await blocker.task
 
     # cancelled while its function runs: the transaction still ends (here: commits)
-    started = threading.Event()
-    finish = threading.Event()
-
-    def long(tx: WriteTx) -> None:
-        tx.execute("INSERT INTO parent (name) VALUES ('long')")
-        started.set()
-        finish.wait(5)
-
-    task = asyncio.create_task(db.write(long))
-    await eventually(started.is_set, what="the write to start")
-    task.cancel()
-    finish.set()
+    long = await Held(db, "long").holding()
+    long.task.cancel()
+    long.release()
     with pytest.raises(asyncio.CancelledError):
-        await task
+        await long.task
     await db.write(insert("later"))  # BEGIN IMMEDIATE would fail if one were left open
     assert await names(db) == ["blocker", "long", "later"]
 
 
 async def test_readers_run_while_a_write_is_open(db: Database) -> None:
-    inside = threading.Event()
-    release = threading.Event()
-
-    def open_write(tx: WriteTx) -> None:
-        tx.execute("INSERT INTO parent (name) VALUES ('uncommitted')")
-        inside.set()
-        release.wait(5)
-
-    task = asyncio.create_task(db.write(open_write))
-    await eventually(inside.is_set, what="the write to be open")
+    write = await Held(db, "uncommitted").holding()
     # A reader is not blocked by the open write and does not see it (snapshot).
     assert await asyncio.wait_for(db.fetchall("SELECT * FROM parent"), 5) == []
-    release.set()
-    await task
+    write.release()
+    await write.task
     assert await names(db) == ["uncommitted"]
 
 

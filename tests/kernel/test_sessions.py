@@ -48,12 +48,17 @@ class FakeClock:
         self.now += delta
         return self.now
 
+    @classmethod
+    def on(cls, app: Starlette, start: datetime = START) -> FakeClock:
+        """A fake clock that ``app``'s session store now reads."""
+        clock = cls(start)
+        kernel_of(app).sessions.clock = clock
+        return clock
+
 
 @pytest.fixture
 def clock(app: Starlette) -> FakeClock:
-    fake = FakeClock()
-    kernel_of(app).sessions.clock = fake
-    return fake
+    return FakeClock.on(app)
 
 
 @pytest.fixture
@@ -150,8 +155,7 @@ async def short_lived(make_app, home,
     write_auth(session_ttl_hours=1, session_idle_minutes=20)
     settings = load_settings(home, env={})
     app = make_app(settings=settings)
-    fake = FakeClock()
-    kernel_of(app).sessions.clock = fake
+    fake = FakeClock.on(app)
     async with running(app, None):
         yield app, fake, settings.install_token
 
@@ -261,8 +265,7 @@ async def test_last_seen_is_written_back_after_more_than_a_minute(app, browser,
 async def test_stored_last_seen_keeps_a_session_alive_across_a_restart(make_app,
                                                                        settings) -> None:
     first = make_app()
-    clock = FakeClock()
-    kernel_of(first).sessions.clock = clock
+    clock = FakeClock.on(first)
     async with running(first, None) as raw:
         await sign_in(raw, settings.install_token)
         session_id = raw.cookies["ff_session"]
@@ -278,8 +281,7 @@ async def test_stored_last_seen_keeps_a_session_alive_across_a_restart(make_app,
     later = seen + IDLE - SECOND
     assert later >= START + IDLE
     again = make_app()
-    clock = FakeClock(later)
-    kernel_of(again).sessions.clock = clock
+    clock = FakeClock.on(again, later)
     async with running(again, None) as raw:
         raw.cookies.set("ff_session", session_id)
         assert await signed_in(raw)
@@ -344,8 +346,7 @@ async def test_purge_keeps_a_live_session_whose_stored_last_seen_is_old(
     """The stored last-seen time may lag the real one by up to a minute; a session that is
     still live must not lose its row to the purge (it would be gone after a restart)."""
     app = make_app()
-    clock = FakeClock()
-    kernel_of(app).sessions.clock = clock
+    clock = FakeClock.on(app)
     async with running(app, None) as raw:
         await sign_in(raw, settings.install_token)
         session_id = raw.cookies["ff_session"]
@@ -355,7 +356,7 @@ async def test_purge_keeps_a_live_session_whose_stored_last_seen_is_old(
         assert await kernel_of(app).sessions.purge() == 0
         assert await row_of(app, session_id) is not None
     again = make_app()
-    kernel_of(again).sessions.clock = FakeClock(clock.now)
+    FakeClock.on(again, clock.now)
     async with running(again, None) as raw:
         raw.cookies.set("ff_session", session_id)
         assert await signed_in(raw)
@@ -397,8 +398,7 @@ async def test_a_session_stored_before_the_upgrade_still_works(make_app, setting
     assert created.isoformat().endswith("+00:00")
 
     app = make_app()
-    clock = FakeClock()
-    kernel_of(app).sessions.clock = clock
+    clock = FakeClock.on(app)
     async with running(app, None) as raw:
         raw.cookies.set("ff_session", session_id)
         assert await signed_in(raw)

@@ -132,8 +132,7 @@ async def test_signing_out_ends_the_stream_that_session_opened(app, client,
 
 
 async def test_a_session_idle_past_its_time_ends_its_stream(app, client, settings) -> None:
-    clock = FakeClock()
-    kernel_of(app).sessions.clock = clock
+    clock = FakeClock.on(app)
     idle = kernel_of(app).sessions.idle
     async with browser_on(app) as browser:
         await signed_in_browser(browser, settings.install_token)
@@ -197,8 +196,7 @@ async def test_revoking_one_scoped_token_leaves_anothers_stream_open(app, client
 async def test_an_active_session_keeps_its_stream_open_past_the_idle_time(
     app, client, settings
 ) -> None:
-    clock = FakeClock()
-    kernel_of(app).sessions.clock = clock
+    clock = FakeClock.on(app)
     idle: timedelta = kernel_of(app).sessions.idle
     async with browser_on(app) as browser:
         await signed_in_browser(browser, settings.install_token)
