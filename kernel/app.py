@@ -70,7 +70,7 @@ def build_kernel(settings: Settings, extra_plugins: Sequence[tuple[str, Any]] = 
     return Kernel(
         settings=settings, hooks=hooks, plugins=infos, db=db, events=EventBus(db),
         tokens=install, scoped_tokens=scoped, sessions=sessions, scopes=scopes,
-        auth=KernelAuth(install, sessions, authenticator),
+        auth=KernelAuth(authenticator),
     )
 
 
@@ -197,8 +197,7 @@ def create_app(
         routes=routes,
         middleware=[
             Middleware(AccessMiddleware, access_log=cfg.access_log),
-            Middleware(AuthMiddleware, authenticator=kernel.auth.authenticator,
-                       table=lambda: table),
+            Middleware(AuthMiddleware, authenticator=kernel.auth.authenticator, table=table),
             Middleware(BodyLimitMiddleware, default_limit=settings.config.limits.body_bytes),
         ],
         exception_handlers=EXCEPTION_HANDLERS,

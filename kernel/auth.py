@@ -6,7 +6,7 @@ session cookie is a random id, never the token; unsafe requests made with it nee
 session's CSRF token.
 
 Access comes from one source: every route the kernel mounts declares the scope it needs or
-that it is public (:class:`RouteAccess`, read from ``ApiRoute.scope`` / ``UIPage.public``).
+that it is public (:class:`RoutePolicy`, read from ``ApiRoute.scope`` / ``UIPage.public``).
 :class:`AuthMiddleware` reads that declaration; the OpenAPI document's ``security`` is built
 from the same field.  A path no route matches needs a principal (so probing for routes
 without credentials tells nothing).
@@ -29,7 +29,6 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from ff_plugin_sdk.types import PUBLIC, SCOPE_PATTERN, Principal
 from kernel.envelope import error_response
 from kernel.errors import Forbidden, PluginError
-from kernel.sessions import fingerprint
 
 if TYPE_CHECKING:
     from kernel.sessions import SessionStore
@@ -57,6 +56,7 @@ class ScopeRegistry:
     def __init__(self) -> None:
         self.scopes: dict[str, tuple[str, str]] = {  # name -> (owner, description)
             name: ("kernel", text) for name, text in KERNEL_SCOPES.items()}
+        self._names = frozenset(self.scopes)
 
     def add(self, owner: str, name: str, description: str) -> None:
         if not _SCOPE.match(name):
@@ -66,13 +66,15 @@ class ScopeRegistry:
             raise PluginError(f"plugin {owner!r} declares scope {name!r}, which "
                               f"{self.scopes[name][0]!r} already declares")
         self.scopes[name] = (owner, description)
+        self._names = frozenset(self.scopes)
 
     def names(self) -> frozenset[str]:
-        return frozenset(self.scopes)
+        """Every registered scope: what the install token and a session hold."""
+        return self._names
 
-    def check(self, owner: str, what: str, scope: str, signed_in_ok: bool = False) -> None:
+    def check(self, owner: str, what: str, scope: str) -> None:
         """A route's declared scope must be registered (or public): a load error if not."""
-        if scope == PUBLIC or scope in self.scopes or (signed_in_ok and scope == SIGNED_IN):
+        if scope == PUBLIC or scope in self.scopes:
             return
         raise PluginError(
             f"plugin {owner!r}: {what} requires unknown scope {scope!r}; declare it with "
@@ -115,7 +117,7 @@ class Authenticator:
                              credential=digest)
         if self.install.matches(given):
             return Principal(kind="install_token", scopes=self.all_scopes(), name="install",
-                             credential=fingerprint(given))
+                             credential=self.install.current_fingerprint())
         return None
 
     def still_valid(self, principal: Principal) -> bool:
@@ -126,7 +128,7 @@ class Authenticator:
                     and self.sessions.lookup(principal.session_id, touch=False) is not None)
         if principal.kind == "token":
             return self.scoped.holds(principal.credential)
-        return principal.credential == fingerprint(self.install.current())
+        return principal.credential == self.install.current_fingerprint()
 
 
 def _cookie(headers: dict[bytes, bytes], name: str) -> str | None:
@@ -190,8 +192,7 @@ class RouteTable:
 class AuthMiddleware:
     """Authenticates every HTTP request and enforces the declared access of its route."""
 
-    def __init__(self, app: ASGIApp, authenticator: Authenticator,
-                 table: Callable[[], RouteTable]) -> None:
+    def __init__(self, app: ASGIApp, authenticator: Authenticator, table: RouteTable) -> None:
         self.app = app
         self.authenticator = authenticator
         self.table = table
@@ -204,7 +205,7 @@ class AuthMiddleware:
         path, method = scope["path"], scope["method"]
         principal = self.authenticator.authenticate(headers)
         scope["ff.principal"] = principal
-        policy = self.table().policy_for(method, path)
+        policy = self.table.policy_for(method, path)
         scope["ff.route_policy"] = policy
         required = policy.scope if policy is not None else None
         response: Response | None = None

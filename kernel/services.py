@@ -17,9 +17,15 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 
-from ff_plugin_sdk.types import ApiRoute, EntityTab, JobType, NavEntry, Principal
+from ff_plugin_sdk.types import ApiRoute, EntityTab, JobType, NavEntry
 from kernel import __version__
-from kernel.auth import SESSION_COOKIE, Authenticator, ScopeRegistry, check_form_csrf
+from kernel.auth import (
+    SESSION_COOKIE,
+    Authenticator,
+    ScopeRegistry,
+    check_form_csrf,
+    principal_of,
+)
 from kernel.clock import utc_now
 from kernel.config import CoreConfig, Settings
 from kernel.db import Database
@@ -40,24 +46,19 @@ class KernelAuth:
     """The auth part of the plugin surface: who is calling, UI sign-in and sign-out."""
 
     session_cookie = SESSION_COOKIE
+    principal = staticmethod(principal_of)
+    check_form_csrf = staticmethod(check_form_csrf)
 
-    def __init__(self, install: InstallToken, sessions: SessionStore,
-                 authenticator: Authenticator) -> None:
-        self.install = install
-        self.sessions = sessions
+    def __init__(self, authenticator: Authenticator) -> None:
         self.authenticator = authenticator
-        self.check_form_csrf = check_form_csrf
+        self.sessions = authenticator.sessions
 
     @property
     def session_max_age(self) -> int:
         return int(self.sessions.ttl.total_seconds())
 
-    @staticmethod
-    def principal(request: Request) -> Principal | None:
-        return request.scope.get("ff.principal")
-
     def is_install_token(self, token: str) -> bool:
-        return self.install.matches(token)
+        return self.authenticator.install.matches(token)
 
     async def start_session(self) -> tuple[str, str]:
         return await self.sessions.create()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import secrets
 from collections.abc import Callable
@@ -19,19 +18,15 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from kernel.clock import now, stamp
+from kernel.tokens import InstallToken, token_hash
 
 if TYPE_CHECKING:
     from kernel.db import Database, WriteTx
-    from kernel.tokens import InstallToken
 
 log = logging.getLogger("faceforge.sessions")
 #: how stale the stored last-seen time may get (it only has to beat the idle timeout)
 TOUCH_EVERY = timedelta(minutes=1)
 PURGE_EVERY_SECONDS = 60.0
-
-
-def fingerprint(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()[:32]
 
 
 @dataclass
@@ -55,13 +50,9 @@ class SessionStore:
         self._purger: asyncio.Task[None] | None = None
         self._pending: set[asyncio.Task[None]] = set()
 
-    @staticmethod
-    def _hash(session_id: str) -> str:
-        return hashlib.sha256(session_id.encode()).hexdigest()
-
     def _ended(self, session: Session, moment: datetime) -> bool:
         return (session.expires_at <= moment or session.last_seen + self.idle <= moment
-                or session.token_fingerprint != fingerprint(self.token.current()))
+                or session.token_fingerprint != self.token.current_fingerprint())
 
     async def load(self) -> None:
         """Drop ended sessions and cache the rest (at start)."""
@@ -78,9 +69,9 @@ class SessionStore:
         """A new session; returns (cookie value, csrf token)."""
         session_id, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
         moment = self.clock()
-        session = Session(csrf, fingerprint(self.token.current()), moment + self.ttl,
+        session = Session(csrf, self.token.current_fingerprint(), moment + self.ttl,
                           moment, moment)
-        key = self._hash(session_id)
+        key = token_hash(session_id)
         await self.db.write(lambda tx: tx.execute(
             "INSERT INTO ui_sessions (id_hash, csrf_token, token_fingerprint, created_at,"
             " expires_at, last_seen_at) VALUES (?, ?, ?, ?, ?, ?)",
@@ -91,7 +82,7 @@ class SessionStore:
 
     def lookup(self, session_id: str, touch: bool = True) -> Session | None:
         """The live session for a cookie value, or None; ``touch`` marks it used now."""
-        key = self._hash(session_id)
+        key = token_hash(session_id)
         session = self._cache.get(key)
         if session is None:
             return None
@@ -119,7 +110,7 @@ class SessionStore:
         task.add_done_callback(self._pending.discard)
 
     async def delete(self, session_id: str) -> None:
-        key = self._hash(session_id)
+        key = token_hash(session_id)
         self._cache.pop(key, None)
         await self.db.write(lambda tx: tx.execute(
             "DELETE FROM ui_sessions WHERE id_hash = ?", (key,)))
@@ -128,7 +119,7 @@ class SessionStore:
         """Delete every ended session (expired, idle or of an old token); returns how many."""
         moment = self.clock()
         idle_since = stamp(moment - self.idle)
-        current = fingerprint(self.token.current())
+        current = self.token.current_fingerprint()
         ended = [k for k, s in self._cache.items() if self._ended(s, moment)]
         for key in ended:
             del self._cache[key]

@@ -39,6 +39,7 @@ class InstallToken:
         self._token = token
         self._checked = time.monotonic()
         self._stamp = self._stat()
+        self._fingerprinted = (token, fingerprint(token))
         self.listeners: list[Callable[[str], object]] = []
 
     def _stat(self) -> tuple[int, int, int]:
@@ -69,9 +70,22 @@ class InstallToken:
     def matches(self, given: str) -> bool:
         return hmac.compare_digest(given.encode(), self.current().encode())
 
+    def current_fingerprint(self) -> str:
+        """The current token's fingerprint (sessions keep it: a rotation ends them); hashed
+        once per token, not once per request."""
+        token = self.current()
+        if token != self._fingerprinted[0]:
+            self._fingerprinted = (token, fingerprint(token))
+        return self._fingerprinted[1]
+
 
 def token_hash(token: str) -> str:
+    """How a secret is stored and looked up: its SHA-256, never the secret itself."""
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def fingerprint(token: str) -> str:
+    return token_hash(token)[:32]
 
 
 @dataclass(frozen=True)

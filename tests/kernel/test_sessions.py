@@ -21,7 +21,7 @@ from kernel.clock import stamp
 from kernel.config import load_settings, rotate_token
 from kernel.db import Database
 from kernel.errors import ConfigError
-from kernel.sessions import fingerprint
+from kernel.tokens import fingerprint
 from tests.conftest import running
 from tests.ui.browsing import SignedIn, sign_in
 
