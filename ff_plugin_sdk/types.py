@@ -105,7 +105,9 @@ class AssetKind:
 
 @dataclass(frozen=True, kw_only=True)
 class StorageProviderType:
-    """A storage backend (``fs``, ``s3``) and the factory that builds it from config."""
+    """A storage backend (``fs``, ``s3``): ``factory(context)`` builds a
+    :class:`ff_plugin_sdk.storage.StorageProvider` from a
+    :class:`ff_plugin_sdk.storage.StorageContext`."""
 
     name: str
     factory: Callable[..., Any]
