@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
+from ff_plugin_sdk.storage import Storage
 from ff_plugin_sdk.types import EntityTab, Event, NavEntry, Principal
 
 T = TypeVar("T")
@@ -113,6 +114,8 @@ class Kernel(Protocol):
     events: EventLog
     templates: Templates
     auth: Auth
+    #: the storage providers and the upload routing rules
+    storage: Storage
     #: the UI's main navigation and entity tabs, from every plugin, in order
     nav: list[NavEntry]
     entity_tabs: list[EntityTab]
@@ -129,5 +132,8 @@ class Kernel(Protocol):
         """The ``plugins.<plugin>`` section of ``config/core.json`` (empty if none)."""
     def logger(self, plugin: str) -> logging.Logger:
         """The plugin's logger: JSON lines with correlation ids, secrets redacted."""
+    def asset_ingested(self, asset: dict[str, Any]) -> None:
+        """Tell every plugin (``faceforge_asset_ingested``) that an asset's bytes were
+        stored.  Runs in the background, off the request path; failures are logged."""
     def system_info(self) -> dict[str, Any]:
         """Version, address, paths, plugins, routes, scopes: what ``/v1/system/info`` says."""

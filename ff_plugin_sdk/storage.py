@@ -13,9 +13,12 @@ import logging
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from ff_plugin_sdk.errors import FaceForgeError
+
+if TYPE_CHECKING:
+    from ff_plugin_sdk.staging import StagedFile
 
 #: the size of the pieces bytes move in (DESIGN §10: 1 MiB writes and reads are ~2x faster
 #: than 64 KiB ones here)
@@ -129,6 +132,10 @@ class Storage(Protocol):
     providers: dict[str, StorageProvider]
     context: StorageContext
 
+    def stage(self) -> StagedFile:
+        """A new file under ``tmp/`` to receive an upload into while hashing it."""
+    def fallback(self) -> StorageProvider:
+        """The filesystem provider, which is always there."""
     def provider(self, name: str) -> StorageProvider:
         """The provider called ``name``; :class:`StorageUnavailable` if none is configured."""
     async def choose(self, kind: str | None, size: int | None) -> StorageProvider:

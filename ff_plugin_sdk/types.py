@@ -75,6 +75,11 @@ class ApiRoute:
     media_type: str | None = None
     #: the largest request body accepted (413 past it); None: ``limits.max_body_bytes``
     max_body_bytes: int | None = None
+    #: False: an empty body is allowed and the endpoint gets ``body=None``
+    body_required: bool = True
+    #: a body that is not JSON (a multipart upload), as an OpenAPI ``requestBody``; the
+    #: endpoint reads it from the request itself
+    raw_body: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

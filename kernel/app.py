@@ -44,6 +44,7 @@ from kernel.plugins import build_plugin_manager
 from kernel.routing import build_route
 from kernel.services import Kernel, KernelAuth
 from kernel.sessions import SessionStore
+from kernel.storage import Storage
 from kernel.templating import Templates
 from kernel.tokens import InstallToken, ScopedTokens
 
@@ -95,6 +96,10 @@ async def start_kernel(kernel: Kernel) -> None:
             raise PluginError(f"plugin {plugin!r}: job type {job_type.name!r} must be "
                               f"namespaced as '<plugin>.<name>'")
         kernel.job_types[job_type.name] = job_type
+    kernel.storage = Storage(kernel.settings, await kernel.hooks.storage_providers())
+    kernel.storage.open()
+    if swept := kernel.storage.sweep_staged():
+        log.info("removed %d half-written upload(s) left in tmp/", swept)
     await kernel.events.start(kernel.hooks.event_subscribers(kernel))
     kernel.sessions.start_purging()
     await kernel.hooks.startup(kernel)
@@ -103,10 +108,13 @@ async def start_kernel(kernel: Kernel) -> None:
 async def stop_kernel(kernel: Kernel) -> None:
     """Streams end, subscribers get what was committed (bounded), plugins stop, db closes."""
     await kernel.events.close_streams()
+    await kernel.finish_ingests(DRAIN_SECONDS)
     await kernel.events.drain(DRAIN_SECONDS)
     await kernel.events.stop()
     await kernel.sessions.stop()
     await kernel.hooks.shutdown(kernel)
+    if kernel.storage is not None:
+        await kernel.storage.close()
     await kernel.db.close()
 
 

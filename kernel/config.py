@@ -73,6 +73,9 @@ class S3Config(_Section):
     bucket: str = "faceforge"
     region: str = "us-east-1"
     use_ssl: bool = False
+    #: ``bucket`` in the path (SeaweedFS, Ceph, MinIO) rather than the host name (AWS)
+    path_style: bool = True
+    verify_tls: bool = True
 
 
 class StorageConfig(_Section):
@@ -217,10 +220,20 @@ def load_config(path: Path) -> CoreConfig:
     except msgspec.ValidationError as exc:
         key, why = _msgspec_key(exc)
         raise ConfigError(f"{path}: invalid value for '{key}': {why}") from exc
+    changed = False
     if not config.auth.install_token:
         # First start with a hand-written file: add the token, keep everything else as written.
         config.auth.install_token = new_token()
         raw.setdefault("auth", {})["install_token"] = config.auth.install_token
+        changed = True
+    s3 = config.storage.s3
+    if config.seaweed.enabled and not (s3.access_key and s3.secret_key):
+        # The managed SeaweedFS is never anonymous: give it credentials of its own.
+        s3.access_key, s3.secret_key = f"ff{secrets.token_hex(8)}", new_token()
+        section = raw.setdefault("storage", {}).setdefault("s3", {})
+        section.update(access_key=s3.access_key, secret_key=s3.secret_key)
+        changed = True
+    if changed:
         write_private_json(path, raw)
     elif os.name == "posix" and path.stat().st_mode & 0o077:
         os.chmod(path, 0o600)

@@ -68,7 +68,10 @@ def _operation(plugin: str, path: str, method: str, route: ApiRoute,
     if public:
         op["security"] = []
     if route.body is not None:
-        op["requestBody"] = {"required": True, "content": _json(schemas[route.body])}
+        op["requestBody"] = {"required": route.body_required,
+                             "content": _json(schemas[route.body])}
+    elif route.raw_body is not None:
+        op["requestBody"] = route.raw_body
     return op
 
 

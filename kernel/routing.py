@@ -64,13 +64,16 @@ def decode_query(request: Request, query_type: type) -> Any:
         raise validation_error(exc, root="query") from exc
 
 
-async def decode_body(request: Request, body_type: Any) -> Any:
-    """The JSON body as ``body_type`` (its size is bounded by :mod:`kernel.limits`)."""
+async def decode_body(request: Request, body_type: Any, required: bool = True) -> Any:
+    """The JSON body as ``body_type`` (its size is bounded by :mod:`kernel.limits`); None
+    for an empty body that is not ``required``."""
+    data = await request.body()
+    if not data.strip() and not required:
+        return None
     ctype = request.headers.get("content-type", "application/json").split(";")[0].strip()
     if ctype not in ("application/json", "") and not ctype.endswith("+json"):
         raise BadRequest(f"expected an application/json body, got {ctype!r}",
                          code="unsupported_media_type", status=415)
-    data = await request.body()
     if not data.strip():
         raise BadRequest("the request needs a JSON body", code="invalid_json")
     try:
@@ -108,7 +111,7 @@ def build_route(api: ApiRoute, path: str) -> Route:
         if api.query is not None:
             kwargs["query"] = decode_query(request, api.query)
         if api.body is not None:
-            kwargs["body"] = await decode_body(request, api.body)
+            kwargs["body"] = await decode_body(request, api.body, api.body_required)
         return render(await endpoint(request, **kwargs), api.status_code)
 
     route = Route(path, handle, methods=list(api.methods),

@@ -6,6 +6,7 @@ kernel-only parts beside it (settings, hooks, credentials, the route table).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import platform
 import sys
@@ -34,6 +35,7 @@ from kernel.home import Paths
 from kernel.hooks import Hooks
 from kernel.plugins import PluginInfo
 from kernel.sessions import SessionStore
+from kernel.storage import Storage
 from kernel.tokens import InstallToken, ScopedTokens
 
 if TYPE_CHECKING:
@@ -94,6 +96,9 @@ class Kernel:
     #: why the lifespan failed, for the CLI's one-line message
     startup_error: Exception | None = None
     services: dict[str, Any] = field(default_factory=dict)
+    storage: Storage | None = None  # type: ignore[assignment]  # set at start
+    #: ``faceforge_asset_ingested`` calls still running
+    _ingest_tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     @property
     def config(self) -> CoreConfig:
@@ -117,6 +122,29 @@ class Kernel:
     @staticmethod
     def logger(plugin: str) -> logging.Logger:
         return logging.getLogger(f"faceforge.plugins.{plugin}")
+
+    def asset_ingested(self, asset: dict[str, Any]) -> None:
+        task = asyncio.get_running_loop().create_task(self._ingested(asset))
+        self._ingest_tasks.add(task)
+        task.add_done_callback(self._ingest_tasks.discard)
+
+    async def _ingested(self, asset: dict[str, Any]) -> None:
+        try:
+            await self.hooks.asset_ingested(self, asset)
+        except Exception:
+            logging.getLogger("faceforge.hooks").exception(
+                "faceforge_asset_ingested failed for asset %s", asset.get("asset_id"))
+
+    async def finish_ingests(self, timeout: float) -> None:
+        """Let running ``asset_ingested`` work finish (bounded), then cancel the rest."""
+        pending = set(self._ingest_tasks)
+        if not pending:
+            return
+        _, late = await asyncio.wait(pending, timeout=timeout)
+        for task in late:
+            task.cancel()
+        if late:
+            await asyncio.wait(late)
 
     def system_info(self) -> dict[str, Any]:
         return {

@@ -9,7 +9,9 @@ import msgspec
 from msgspec import UNSET, Meta, UnsetType
 from starlette.responses import Response
 
-from ff_plugin_sdk import SQL_INT_MAX, ApiRoute, BadRequest, NotFound, ValidationFailed
+from ff_plugin_sdk import SQL_INT_MAX, ApiRoute, NotFound, ValidationFailed
+from ff_plugin_sdk.conditional import if_match, version_etag
+from ff_plugin_sdk.conditional import not_modified as conditional_not_modified
 from plugins_builtin.entities.store import MAX_TAG_FILTERS, EntityStore
 
 EntityId = Annotated[str, Meta(pattern="^[0-9a-f]{64}$", description="SHA-256 hex")]
@@ -117,19 +119,7 @@ def to_entity(data: dict[str, Any]) -> Entity:
 
 
 _encoder = msgspec.json.Encoder()
-_TAG = re.compile(r'^(W/)?"([^"]*)"$')
-#: a version as its tag spells it: ASCII digits, no leading zero ("01" is another tag),
-#: small enough for SQLite
-_VERSION = re.compile(r"[1-9][0-9]{0,17}")
-
-
-def parse_version(text: str) -> int | None:
-    """The version a tag's text (or the edit form's field) names; None when it names none."""
-    return int(text) if _VERSION.fullmatch(text) else None
-
-
-def etag(entity: dict[str, Any]) -> str:
-    return f'"{entity["version"]}"'
+etag = version_etag
 
 
 def with_etag(entity: dict[str, Any], status: int = 200) -> Response:
@@ -138,37 +128,8 @@ def with_etag(entity: dict[str, Any], status: int = 200) -> Response:
                     media_type="application/json", headers={"ETag": etag(entity)})
 
 
-def if_match(request: Any) -> frozenset[int] | None:
-    """The versions an ``If-Match`` header allows; None without one (or with ``*``).
-
-    If-Match compares strongly (RFC 9110 §13.1.1): a weak tag matches nothing.
-    """
-    header = request.headers.get("if-match")
-    if header is None or header.strip() == "*":
-        return None
-    versions = set()
-    # a list may hold empty elements, which a recipient ignores (RFC 9110 §5.6.1.2)
-    parts = [part.strip() for part in header.split(",") if part.strip()]
-    for part in parts or [header]:
-        match = _TAG.match(part)
-        if match is None:
-            raise BadRequest(f"If-Match must be '*' or quoted entity tags such as '\"3\"'; "
-                             f"got {header!r}", code="invalid_if_match")
-        weak, value = match.groups()
-        version = None if weak else parse_version(value)
-        if version is not None:
-            versions.add(version)
-    return frozenset(versions)
-
-
 def not_modified(request: Any, entity: dict[str, Any]) -> bool:
-    """``If-None-Match`` names the current version (weak comparison): answer 304."""
-    header = request.headers.get("if-none-match")
-    if header is None:
-        return False
-    current = etag(entity)
-    return header.strip() == "*" or any(
-        part.strip().removeprefix("W/") == current for part in header.split(","))
+    return conditional_not_modified(request, etag(entity))
 
 
 def routes(store: EntityStore) -> list[ApiRoute]:

@@ -6,7 +6,7 @@ import base64
 import hashlib
 import os
 import re
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -125,6 +125,17 @@ class EntityStore:
         if row is None or (row["deleted_at"] and not include_deleted):
             raise NotFound(f"no entity with id {entity_id!r}", code="entity_not_found")
         return _row_to_dict(row)
+
+    async def live_ids(self, entity_ids: Sequence[str]) -> set[str]:
+        """Which of ``entity_ids`` are entities that are not deleted (for other plugins)."""
+        found: set[str] = set()
+        for start in range(0, len(entity_ids), 500):
+            chunk = entity_ids[start:start + 500]
+            rows = await self.db.fetchall(
+                f"SELECT entity_id FROM entities WHERE deleted_at IS NULL AND entity_id IN"
+                f" ({','.join('?' * len(chunk))})", chunk)
+            found.update(row[0] for row in rows)
+        return found
 
     async def list(
         self, *, limit: int = 50, cursor: str | None = None, offset: int | None = None,

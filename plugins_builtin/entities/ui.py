@@ -19,7 +19,8 @@ from ff_plugin_sdk import (
     UIPage,
     ValidationFailed,
 )
-from plugins_builtin.entities.api import EntityCreate, check_id, normalize, parse_version
+from ff_plugin_sdk.conditional import parse_version
+from plugins_builtin.entities.api import EntityCreate, check_id, normalize
 from plugins_builtin.entities.store import SORTS, EntityStore
 
 SORT_CHOICES = [

@@ -218,7 +218,11 @@ async def test_storage_providers_hook(contrib) -> None:
     providers = {t.name: (p, t) for p, t in await kernel.hooks.storage_providers()}
     plugin, memory = providers["memory"]
     assert plugin == "contributions"
-    assert memory.factory(root="/x").config == {"root": "/x"}
+    # built at start from the storage context, beside the built-in filesystem provider
+    built = kernel.storage.providers["memory"]
+    assert type(built).__name__ == "MemoryStorage"
+    assert built.context.assets_dir == kernel.paths.assets_dir
+    assert kernel.storage.providers["fs"].name == "fs"
 
 
 async def test_config_schema_hook(contrib) -> None:

@@ -27,8 +27,51 @@ async def _render_tab(request, entity):
 
 
 class MemoryStorage:
-    def __init__(self, **config):
-        self.config = config
+    """A storage provider kept in a dict: proves a plugin can add one."""
+
+    name = "memory"
+
+    def __init__(self, context):
+        self.context = context
+        self.blobs = {}
+
+    async def write(self, chunks, *, max_bytes=None):
+        data = b"".join([chunk async for chunk in chunks])
+        return await self._keep(data)
+
+    async def write_file(self, path, sha256, size):
+        blob = await self._keep(path.read_bytes())
+        path.unlink()
+        return blob
+
+    async def _keep(self, data):
+        import hashlib
+
+        from ff_plugin_sdk.storage import StoredBlob
+        key = hashlib.sha256(data).hexdigest()
+        created = key not in self.blobs
+        self.blobs[key] = data
+        return StoredBlob(sha256=key, size=len(data), provider=self.name, created=created)
+
+    async def open_range(self, key, start=0, end=None):
+        from ff_plugin_sdk.storage import BlobMissing
+        if key not in self.blobs:
+            raise BlobMissing(key)
+        yield self.blobs[key][start:None if end is None else end + 1]
+
+    async def stat(self, key):
+        from ff_plugin_sdk.storage import BlobStat
+        return BlobStat(size=len(self.blobs[key])) if key in self.blobs else None
+
+    async def delete(self, key):
+        self.blobs.pop(key, None)
+
+    async def health(self):
+        from ff_plugin_sdk.storage import Health
+        return Health(ok=True)
+
+    async def close(self):
+        pass
 
 
 @hookimpl

@@ -1,0 +1,148 @@
+"""Storage: the configured providers and the upload routing rules (spec §3.2, §6.3).
+
+Provider *types* come from plugins (``faceforge_storage_providers``; ``fs`` and ``s3`` from
+:mod:`providers`).  A type is built unless its ``storage.<name>`` section says
+``"enabled": false`` (``s3`` is off until ``storage.s3.enabled``); ``fs`` always exists,
+because it is where an upload falls back to when the chosen store cannot be reached.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from ff_plugin_sdk.staging import StagedFile
+from ff_plugin_sdk.storage import StorageContext, StorageProvider, StorageUnavailable
+from ff_plugin_sdk.types import StorageProviderType
+from kernel.config import Settings
+from kernel.errors import PluginError
+
+log = logging.getLogger("faceforge.storage")
+FALLBACK = "fs"
+DEFAULT_SEAWEED_S3_PORT = 43211
+#: how long an unreachable provider is skipped before it is asked again
+DOWN_SECONDS = 5.0
+
+
+def s3_section(settings: Settings) -> dict[str, Any]:
+    """``storage.s3``, with the endpoint derived from the SeaweedFS port when unset."""
+    config = settings.config
+    section = msgspec.to_builtins(config.storage.s3)
+    if not section.get("endpoint_url"):
+        port = (config.network.seaweed_s3_port or config.seaweed.s3_port
+                or DEFAULT_SEAWEED_S3_PORT)
+        scheme = "https" if section.get("use_ssl") else "http"
+        section["endpoint_url"] = f"{scheme}://{config.network.bind_host}:{port}"
+    return section
+
+
+def storage_context(settings: Settings) -> StorageContext:
+    return StorageContext(home=settings.paths.home, assets_dir=settings.paths.assets_dir,
+                          tmp_dir=settings.paths.tmp_dir, s3=s3_section(settings),
+                          logger=log)
+
+
+class Storage:
+    """Every provider built from config, and where new blobs go."""
+
+    def __init__(self, settings: Settings, types: list[tuple[str, StorageProviderType]],
+                 ) -> None:
+        self.settings = settings
+        self.context = storage_context(settings)
+        self.routing = settings.config.storage.routing
+        self.types = {t.name: (plugin, t) for plugin, t in types}
+        self.providers: dict[str, StorageProvider] = {}
+        self._down_until: dict[str, float] = {}
+
+    def _enabled(self, name: str) -> bool:
+        section = getattr(self.settings.config.storage, name, None)
+        if section is None:
+            return True
+        return bool(getattr(section, "enabled", True))
+
+    def open(self) -> None:
+        """Build each enabled provider; a missing ``fs`` or a failing factory names the plugin."""
+        if FALLBACK not in self.types:
+            raise PluginError("no plugin provides the 'fs' storage provider (is the "
+                              "'storage' plugin disabled?)")
+        for name, (plugin, kind) in self.types.items():
+            if name != FALLBACK and not self._enabled(name):
+                continue
+            try:
+                self.providers[name] = kind.factory(self.context)
+            except Exception as exc:
+                raise PluginError(f"plugin {plugin!r}: storage provider {name!r} cannot be "
+                                  f"built: {exc}") from exc
+        for name in self._routed_names():
+            if name not in self.providers:
+                log.warning("storage.routing names provider %r, which is not enabled; "
+                            "uploads routed there go to %r", name, FALLBACK)
+
+    def _routed_names(self) -> set[str]:
+        return {self.routing.default_provider, *self.routing.kind_map.values()}
+
+    async def close(self) -> None:
+        for provider in self.providers.values():
+            try:
+                await provider.close()
+            except Exception:
+                log.exception("storage provider %r did not close cleanly", provider.name)
+
+    def provider(self, name: str) -> StorageProvider:
+        try:
+            return self.providers[name]
+        except KeyError:
+            raise StorageUnavailable(
+                f"the blob is held by storage provider {name!r}, which is not enabled "
+                f"in {self.settings.paths.config_file}") from None
+
+    def route(self, kind: str | None, size: int | None) -> str:
+        """The provider the rules pick: ``kind_map`` (exact kind, then its family
+        ``image`` for ``image.thumbnail``), then ``s3_min_size_bytes``, then the default."""
+        kind_map = self.routing.kind_map
+        if kind and kind in kind_map:
+            return kind_map[kind]
+        if kind and kind.split(".", 1)[0] in kind_map:
+            return kind_map[kind.split(".", 1)[0]]
+        threshold = self.routing.s3_min_size_bytes
+        if threshold is not None and size is not None and size >= threshold:
+            return "s3"
+        return self.routing.default_provider
+
+    async def choose(self, kind: str | None, size: int | None) -> StorageProvider:
+        name = self.route(kind, size)
+        provider = self.providers.get(name)
+        if provider is None:
+            return self.providers[FALLBACK]
+        if name == FALLBACK:
+            return provider
+        if self._down_until.get(name, 0.0) > time.monotonic():
+            return self.providers[FALLBACK]
+        health = await provider.health()
+        if health.ok:
+            self._down_until.pop(name, None)
+            return provider
+        self._down_until[name] = time.monotonic() + DOWN_SECONDS
+        log.warning("storage provider %r is unreachable (%s): storing on %r instead",
+                    name, health.detail, FALLBACK)
+        return self.providers[FALLBACK]
+
+    def fallback(self) -> StorageProvider:
+        return self.providers[FALLBACK]
+
+    def stage(self) -> StagedFile:
+        return StagedFile(self.context.tmp_dir)
+
+    def sweep_staged(self) -> int:
+        """Remove uploads a crash left half-written in ``tmp/``; returns how many."""
+        removed = 0
+        for path in Path(self.context.tmp_dir).glob(f"{StagedFile.PREFIX}*"):
+            with contextlib.suppress(OSError):
+                path.unlink()
+                removed += 1
+        return removed

@@ -1,0 +1,108 @@
+"""Assets: content-addressed files attached to entities (spec §7.2) — upload, download,
+links, the Attachments tab and the Assets pages.
+
+Services published for other plugins: ``assets.store`` (:class:`AssetStore`),
+``assets.ingest`` (:class:`Ingest`: turn staged bytes into an asset) and
+``assets.collector``.
+
+Settings (``plugins.assets`` in ``config/core.json``): ``max_upload_bytes`` (default 1 TiB),
+``collect_interval_seconds`` (default 300).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ff_plugin_sdk import (
+    ApiRoute,
+    AssetKind,
+    EntityTab,
+    Kernel,
+    Migration,
+    NavEntry,
+    Scope,
+    UIPage,
+    hookimpl,
+)
+from plugins_builtin.assets import api, ui
+from plugins_builtin.assets.collector import DEFAULT_INTERVAL_SECONDS, Collector
+from plugins_builtin.assets.ingest import Ingest
+from plugins_builtin.assets.kinds import KINDS
+from plugins_builtin.assets.schema import MIGRATIONS
+from plugins_builtin.assets.store import AssetStore
+
+DEFAULT_MAX_UPLOAD_BYTES = 1024**4
+
+
+def _setting(kernel: Kernel, key: str, default: Any) -> Any:
+    value = kernel.plugin_config("assets").get(key, default)
+    if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
+        raise ValueError(f"plugins.assets.{key} must be a positive number, got {value!r}")
+    return value
+
+
+def parts(kernel: Kernel) -> tuple[AssetStore, Ingest, Collector]:
+    """This kernel's store, ingest path and collector, made once and published."""
+    services = kernel.services
+    if "assets.store" not in services:
+        store = AssetStore(kernel)
+        services["assets.store"] = store
+        services["assets.ingest"] = Ingest(kernel, store)
+        services["assets.collector"] = Collector(
+            store, _setting(kernel, "collect_interval_seconds", DEFAULT_INTERVAL_SECONDS))
+    return services["assets.store"], services["assets.ingest"], services["assets.collector"]
+
+
+@hookimpl
+def faceforge_scopes() -> list[Scope]:
+    return [Scope(name="assets:read", description="list, read and download assets"),
+            Scope(name="assets:write", description="upload, change, link and delete assets")]
+
+
+@hookimpl
+def faceforge_migrations() -> list[Migration]:
+    return MIGRATIONS
+
+
+@hookimpl
+def faceforge_asset_kinds() -> list[AssetKind]:
+    return KINDS
+
+
+@hookimpl
+def faceforge_routes(kernel: Kernel) -> list[ApiRoute]:
+    store, ingest, _ = parts(kernel)
+    return api.routes(kernel, store, ingest,
+                      int(_setting(kernel, "max_upload_bytes", DEFAULT_MAX_UPLOAD_BYTES)))
+
+
+@hookimpl
+def faceforge_startup(kernel: Kernel) -> None:
+    parts(kernel)[2].start()
+
+
+@hookimpl
+async def faceforge_shutdown(kernel: Kernel) -> None:
+    await parts(kernel)[2].stop()
+
+
+@hookimpl
+def faceforge_ui_templates() -> list[Path]:
+    return [Path(__file__).parent / "templates"]
+
+
+@hookimpl
+def faceforge_ui_nav(kernel: Kernel) -> list[NavEntry]:
+    return [NavEntry(label="Assets", href="/ui/assets", order=20)]
+
+
+@hookimpl
+def faceforge_ui_pages(kernel: Kernel) -> list[UIPage]:
+    return ui.pages(kernel, parts(kernel)[0])
+
+
+@hookimpl
+def faceforge_ui_entity_tabs(kernel: Kernel) -> list[EntityTab]:
+    return [EntityTab(id="attachments", label="Attachments", order=30,
+                      render=ui.attachments_renderer(kernel, parts(kernel)[0]))]

@@ -1,0 +1,54 @@
+"""The assets plugin's migrations."""
+
+from __future__ import annotations
+
+from ff_plugin_sdk import Migration
+
+MIGRATIONS = [
+    Migration(
+        version=1,
+        name="assets and entity links",
+        sql="""
+        -- asset_id is the SHA-256 of the bytes: one row per blob, whatever its history.
+        -- seq: upload order (the list's keyset); blob_state: 'present' while a provider
+        -- holds the bytes, 'removed' once the collector deleted them (deleted assets only)
+        CREATE TABLE assets (
+            seq INTEGER PRIMARY KEY,
+            asset_id TEXT NOT NULL UNIQUE,
+            kind TEXT NOT NULL,
+            filename TEXT NOT NULL,
+            mime_type TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            provider TEXT NOT NULL,
+            bucket TEXT,
+            blob_state TEXT NOT NULL DEFAULT 'present',
+            owner_type TEXT NOT NULL DEFAULT 'system',
+            owner_id TEXT,
+            derived_from_asset_id TEXT,
+            extracted_metadata TEXT NOT NULL DEFAULT '{}',
+            user_metadata TEXT NOT NULL DEFAULT '{}',
+            plugin_data TEXT NOT NULL DEFAULT '{}',
+            version INTEGER NOT NULL DEFAULT 1,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            deleted_at TEXT
+        );
+        CREATE INDEX assets_kind ON assets(kind, seq);
+        CREATE INDEX assets_mime ON assets(mime_type, seq);
+        CREATE INDEX assets_derived ON assets(derived_from_asset_id, seq)
+            WHERE derived_from_asset_id IS NOT NULL;
+        -- what the collector looks for: deleted assets whose bytes are still stored
+        CREATE INDEX assets_collectable ON assets(deleted_at)
+            WHERE deleted_at IS NOT NULL AND blob_state != 'removed';
+        CREATE TABLE asset_links (
+            seq INTEGER PRIMARY KEY,
+            entity_id TEXT NOT NULL,
+            asset_id TEXT NOT NULL,
+            role TEXT,
+            created_at TEXT NOT NULL,
+            UNIQUE (entity_id, asset_id)
+        );
+        CREATE INDEX asset_links_asset ON asset_links(asset_id, entity_id);
+        """,
+    ),
+]

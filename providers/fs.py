@@ -1,0 +1,157 @@
+"""The filesystem provider: content-addressed blobs under ``assets/<aa>/<bb>/<sha256>``.
+
+A blob is written to ``tmp/`` while it is hashed, made durable (fsync), then renamed into
+place; an existing blob is never rewritten.  Blocking file work runs in worker threads, in
+1 MiB pieces (DESIGN §10), so the event loop never waits on the disk.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import AsyncIterable, AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO
+
+import anyio
+import anyio.to_thread
+
+from ff_plugin_sdk.staging import StagedFile, storage_error
+from ff_plugin_sdk.storage import (
+    CHUNK_BYTES,
+    BlobMissing,
+    BlobStat,
+    Health,
+    StorageContext,
+    StorageUnavailable,
+    StoredBlob,
+    TooLarge,
+)
+
+
+def blob_path(root: Path, sha256: str) -> Path:
+    return root / sha256[:2] / sha256[2:4] / sha256
+
+
+def _valid_key(key: str) -> bool:
+    return len(key) == 64 and all(c in "0123456789abcdef" for c in key)
+
+
+def _sync_dir(path: Path) -> None:
+    """Make a rename in ``path`` durable (POSIX; Windows cannot open a folder)."""
+    if os.name != "posix":
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _read_at(fh: IO[bytes], position: int, size: int) -> bytes:
+    # seek + read rather than os.pread, which Windows lacks; each reader has its own handle
+    fh.seek(position)
+    return fh.read(size)
+
+
+class FilesystemProvider:
+    """Blobs in a private folder, content-addressed, immutable."""
+
+    name = "fs"
+
+    def __init__(self, root: Path, tmp_dir: Path) -> None:
+        self.root = root
+        self.tmp_dir = tmp_dir
+
+    def stage(self) -> StagedFile:
+        return StagedFile(self.tmp_dir)
+
+    async def write(self, chunks: AsyncIterable[bytes], *,
+                    max_bytes: int | None = None) -> StoredBlob:
+        staged = self.stage()
+        try:
+            pending = bytearray()
+            async for chunk in chunks:
+                pending += chunk
+                if max_bytes is not None and staged.size + len(pending) > max_bytes:
+                    raise TooLarge(f"the file is larger than the limit of {max_bytes} bytes")
+                if len(pending) >= CHUNK_BYTES:
+                    await staged.write(pending)
+                    pending = bytearray()
+            if pending:
+                await staged.write(pending)
+            sha256 = await staged.finish()
+            return await self.write_file(staged.path, sha256, staged.size)
+        finally:
+            with anyio.CancelScope(shield=True):
+                staged.discard()
+
+    def _place(self, path: Path, sha256: str) -> bool:
+        target = blob_path(self.root, sha256)
+        if target.exists():  # the same bytes are already stored: never rewrite them
+            path.unlink()
+            return False
+        target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.replace(path, target)
+        _sync_dir(target.parent)
+        return True
+
+    async def write_file(self, path: Path, sha256: str, size: int) -> StoredBlob:
+        if not _valid_key(sha256):
+            raise ValueError(f"not a sha256 hex digest: {sha256!r}")
+        try:
+            created = await anyio.to_thread.run_sync(self._place, path, sha256)
+        except OSError as exc:
+            raise storage_error(exc, f"blob {sha256}") from exc
+        return StoredBlob(sha256=sha256, size=size, provider=self.name, created=created)
+
+    def _path(self, key: str) -> Path:
+        if not _valid_key(key):
+            raise BlobMissing(f"no blob {key!r} in the filesystem store")
+        return blob_path(self.root, key)
+
+    async def open_range(self, key: str, start: int = 0,
+                         end: int | None = None) -> AsyncIterator[bytes]:
+        path = self._path(key)
+        try:
+            fh = await anyio.to_thread.run_sync(open, path, "rb", 0)
+        except FileNotFoundError as exc:
+            raise BlobMissing(f"blob {key} is missing from the filesystem store") from exc
+        except OSError as exc:
+            raise StorageUnavailable(f"blob {key} cannot be read: {exc.strerror}") from exc
+        try:
+            position = start
+            while end is None or position <= end:
+                want = CHUNK_BYTES if end is None else min(CHUNK_BYTES, end - position + 1)
+                data = await anyio.to_thread.run_sync(_read_at, fh, position, want)
+                if not data:
+                    break
+                position += len(data)
+                yield data
+        finally:
+            fh.close()
+
+    async def stat(self, key: str) -> BlobStat | None:
+        try:
+            st = await anyio.to_thread.run_sync(os.stat, self._path(key))
+        except (FileNotFoundError, BlobMissing):
+            return None
+        modified = datetime.fromtimestamp(st.st_mtime, UTC)
+        return BlobStat(size=st.st_size,
+                        modified_at=modified.strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+
+    async def delete(self, key: str) -> None:
+        with contextlib.suppress(FileNotFoundError, BlobMissing):
+            await anyio.to_thread.run_sync(os.unlink, self._path(key))
+
+    async def health(self) -> Health:
+        ok = await anyio.to_thread.run_sync(os.access, self.root, os.W_OK)
+        return Health(ok=ok, detail="" if ok else f"{self.root} is not writable")
+
+    async def close(self) -> None:
+        return None
+
+
+def factory(context: StorageContext) -> FilesystemProvider:
+    return FilesystemProvider(context.assets_dir, context.tmp_dir)
