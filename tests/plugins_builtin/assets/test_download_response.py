@@ -10,7 +10,6 @@ import hashlib
 import logging
 import os
 import re
-import shutil
 import subprocess
 import threading
 from collections.abc import AsyncIterator, Iterator
@@ -684,7 +683,6 @@ def run(*command: str | Path) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.e2e
-@pytest.mark.skipif(shutil.which("curl") is None, reason="needs curl")
 def test_curl_resumes_a_download(live_url: str, live_blob: Blob, tmp_path: Path) -> None:
     part = tmp_path / "part"
     run("curl", "-sS", "-f", "-r", "0-3000000", "-o", part, live_url)
@@ -701,7 +699,6 @@ def test_curl_resumes_a_download(live_url: str, live_blob: Blob, tmp_path: Path)
 
 
 @pytest.mark.e2e
-@pytest.mark.skipif(shutil.which("aria2c") is None, reason="needs aria2c (Debian: aria2)")
 def test_aria2c_downloads_over_four_connections(live_url: str, live_blob: Blob,
                                                 tmp_path: Path, caplog) -> None:
     caplog.set_level(logging.DEBUG)
