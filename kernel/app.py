@@ -97,7 +97,7 @@ async def start_kernel(kernel: Kernel) -> None:
                               f"namespaced as '<plugin>.<name>'")
         kernel.job_types[job_type.name] = job_type
     kernel.storage = Storage(kernel.settings, await kernel.hooks.storage_providers())
-    kernel.storage.open()
+    await kernel.storage.start()
     if swept := kernel.storage.sweep_staged():
         log.info("removed %d half-written upload(s) left in tmp/", swept)
     await kernel.events.start(kernel.hooks.event_subscribers(kernel))

@@ -19,14 +19,23 @@ import msgspec
 from ff_plugin_sdk.staging import StagedFile
 from ff_plugin_sdk.storage import StorageContext, StorageProvider, StorageUnavailable
 from ff_plugin_sdk.types import StorageProviderType
-from kernel.config import Settings
+from kernel.config import Settings, read_ports
 from kernel.errors import PluginError
+from providers.seaweed import SeaweedError, SeaweedProcess, SeaweedSettings, find_weed, pick_s3_port
 
 log = logging.getLogger("faceforge.storage")
 FALLBACK = "fs"
-DEFAULT_SEAWEED_S3_PORT = 43211
 #: how long an unreachable provider is skipped before it is asked again
 DOWN_SECONDS = 5.0
+
+
+def seaweed_s3_port(settings: Settings) -> int:
+    """The SeaweedFS S3 port: the launcher's ports.json, then ``seaweed.s3_port``, then
+    ``network.seaweed_s3_port``, then 43211 (spec §12.1)."""
+    ports = read_ports(settings.paths)
+    config = settings.config
+    return pick_s3_port(ports.seaweed_s3 if ports else None, config.seaweed.s3_port,
+                        config.network.seaweed_s3_port)
 
 
 def s3_section(settings: Settings) -> dict[str, Any]:
@@ -34,11 +43,30 @@ def s3_section(settings: Settings) -> dict[str, Any]:
     config = settings.config
     section = msgspec.to_builtins(config.storage.s3)
     if not section.get("endpoint_url"):
-        port = (config.network.seaweed_s3_port or config.seaweed.s3_port
-                or DEFAULT_SEAWEED_S3_PORT)
+        host = config.seaweed.ip if config.seaweed.enabled else config.network.bind_host
+        host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1"}.get(host, host)
         scheme = "https" if section.get("use_ssl") else "http"
-        section["endpoint_url"] = f"{scheme}://{config.network.bind_host}:{port}"
+        section["endpoint_url"] = f"{scheme}://{host}:{seaweed_s3_port(settings)}"
     return section
+
+
+def seaweed_process(settings: Settings) -> SeaweedProcess | None:
+    """The managed SeaweedFS when ``seaweed.enabled``; None (logged) without a ``weed``."""
+    config, paths = settings.config, settings.paths
+    weed = find_weed(config.seaweed.weed_path, paths.tools_dir)
+    if weed is None:
+        log.error("seaweed.enabled is set but no weed binary was found (seaweed.weed_path, "
+                  "else %s/weed, %s/seaweedfs/weed, %s/seaweed/weed): S3 uploads are stored "
+                  "on the filesystem instead", paths.tools_dir, paths.tools_dir,
+                  paths.tools_dir)
+        return None
+    sw = config.seaweed
+    return SeaweedProcess(SeaweedSettings.from_config(
+        weed=weed, home=paths.home, s3_dir=paths.s3_dir, logs_dir=paths.logs_dir,
+        data_dir=sw.data_dir, access_key=config.storage.s3.access_key,
+        secret_key=config.storage.s3.secret_key, ip=sw.ip, master_port=sw.master_port,
+        volume_port=sw.volume_port, filer_port=sw.filer_port,
+        s3_port=seaweed_s3_port(settings)), logging.getLogger("faceforge.seaweed"))
 
 
 def storage_context(settings: Settings) -> StorageContext:
@@ -58,8 +86,25 @@ class Storage:
         self.types = {t.name: (plugin, t) for plugin, t in types}
         self.providers: dict[str, StorageProvider] = {}
         self._down_until: dict[str, float] = {}
+        self.seaweed: SeaweedProcess | None = None
+
+    async def start(self) -> None:
+        """Start the managed SeaweedFS (if enabled) and build the providers.  SeaweedFS is
+        not waited for: until it answers, uploads routed to S3 fall back to ``fs``."""
+        if self.settings.config.seaweed.enabled:
+            self.seaweed = seaweed_process(self.settings)
+            if self.seaweed is not None:
+                try:
+                    await self.seaweed.start()
+                except SeaweedError as exc:
+                    log.error("SeaweedFS cannot start: %s; S3 uploads are stored on the "
+                              "filesystem instead", exc)
+                    self.seaweed = None
+        self.open()
 
     def _enabled(self, name: str) -> bool:
+        if name == "s3" and self.settings.config.seaweed.enabled:
+            return True  # the managed SeaweedFS is there to be used
         section = getattr(self.settings.config.storage, name, None)
         if section is None:
             return True
@@ -92,6 +137,8 @@ class Storage:
                 await provider.close()
             except Exception:
                 log.exception("storage provider %r did not close cleanly", provider.name)
+        if self.seaweed is not None:
+            await self.seaweed.stop()
 
     def provider(self, name: str) -> StorageProvider:
         try:

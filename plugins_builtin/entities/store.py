@@ -33,6 +33,8 @@ _TOKEN = re.compile(r"\w+", re.UNICODE)
 _SEARCH = "e.seq IN (SELECT rowid FROM entities_fts WHERE entities_fts MATCH ?)"
 #: each tag is one condition; SQLite refuses an expression tree deeper than 1000
 MAX_TAG_FILTERS = 50
+#: the assets plugin's store, asked whether a thumbnail is an image
+ASSETS_SERVICE = "assets.store"
 
 
 def new_entity_id() -> str:
@@ -235,8 +237,25 @@ class EntityStore:
             " ORDER BY live DESC, tag LIMIT ?", (limit,))
         return [(r["tag"], r["live"]) for r in rows]
 
+    async def check_thumbnail(self, asset_id: str | None) -> None:
+        """A primary thumbnail must be a live image asset (asked of the assets plugin)."""
+        if asset_id is None:
+            return
+        assets = self.kernel.services.get(ASSETS_SERVICE)
+        asset = await assets.find(asset_id) if assets is not None else None
+        if asset is None or asset["deleted_at"]:
+            why = f"no asset with id {asset_id!r}"
+        elif not asset["mime_type"].startswith("image/"):
+            why = f"asset {asset_id} is {asset['mime_type']}, not an image"
+        else:
+            return
+        raise ValidationFailed(f"primary_thumbnail_asset_id: {why}", details=[
+            {"path": "$.primary_thumbnail_asset_id", "message": why}])
+
     # -- writes: each is one transaction function, run on the writer in one hop ----------
     async def create(self, entity: dict[str, Any]) -> dict[str, Any]:
+        await self.check_thumbnail(entity.get("primary_thumbnail_asset_id"))
+
         def create(tx: WriteTx) -> dict[str, Any]:
             # stamped on the writer, so created_at order is seq order
             now = self.kernel.now()
@@ -263,6 +282,8 @@ class EntityStore:
 
         ``if_match``: refuse (412) unless the entity is at one of these versions.
         """
+        await self.check_thumbnail(changes.get("primary_thumbnail_asset_id"))
+
         def update(tx: WriteTx) -> dict[str, Any]:
             row = _live_row(tx, entity_id, if_match)
             entity = _row_to_dict(row)

@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from tests.kernel.conftest import assert_envelope
+from tests.media import upload_image
 
 UNKNOWN_ID = "0" * 64
 STRONG_TAG = re.compile(r'^"\d+"$')
@@ -98,10 +99,11 @@ async def test_a_patch_that_changes_nothing_keeps_the_version(client, ada):
 
 
 async def test_every_kind_of_change_bumps_the_version(client, ada):
+    image = await upload_image(client)
     changes = [{"display_name": "Ada King"}, {"aliases": ["Countess"]}, {"tags": ["poet"]},
                {"fields": {"city": "London"}}, {"fields": {"city": None}},
                {"plugin_data": {"trainer": {"steps": 1}}},
-               {"primary_thumbnail_asset_id": "a" * 64}]
+               {"primary_thumbnail_asset_id": image}]
     for version, change in enumerate(changes, start=2):
         r = await client.patch(ada["url"], json=change)
         assert r.status_code == 200, r.text

@@ -10,6 +10,7 @@ import httpx
 
 from ff_plugin_sdk import EntityTab, hookimpl
 from tests.conftest import running
+from tests.media import upload_image
 from tests.ui.browsing import SignedIn, entity_ids, htmx_links_without_href, sign_in, tags
 
 UNKNOWN_ID = "0" * 64
@@ -102,12 +103,13 @@ async def test_htmx_search_returns_only_the_results_block(ui, client):
 
 async def test_gallery_shows_a_placeholder_without_thumbnail(ui, client):
     plain = await create(client, "ada")
-    pictured = await create(client, "Grace", primary_thumbnail_asset_id="a" * 64)
+    image = await upload_image(client)
+    pictured = await create(client, "Grace", primary_thumbnail_asset_id=image)
     html = await page(ui, "/ui/entities?view=gallery")
     assert 'class="gallery"' in html and "<table" not in html
     assert entity_ids(html) == [pictured["entity_id"], plain["entity_id"]]
     imgs = [t.attrs["src"] for t in tags(html, "img")]
-    assert imgs == [f"/v1/assets/{'a' * 64}/download"]
+    assert imgs == [f"/v1/assets/{image}/download"]
     card = html.split(f'data-entity-id="{plain["entity_id"]}"', 1)[1].split("</a>", 1)[0]
     assert "<img" not in card
     assert '<span aria-hidden="true">A</span>' in card
