@@ -92,7 +92,9 @@ class FilesystemProvider:
         if target.exists():  # the same bytes are already stored: never rewrite them
             path.unlink()
             return False
-        target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # one level at a time: ``parents=True`` would create ``<aa>`` with the umask's mode
+        for folder in (target.parent.parent, target.parent):
+            folder.mkdir(mode=0o700, exist_ok=True)
         os.replace(path, target)
         _sync_dir(target.parent)
         return True

@@ -218,6 +218,9 @@ def upload_request(query: UploadQuery, fields: dict[str, list[str]], filename: s
         raise ValidationFailed("role must be 1 to 100 characters", details=[
             {"path": "form.role", "message": "length"}])
     entity_ids = [_hex_field(v, "entity_id") for v in fields.get("entity_id", [])]
+    if role is not None and not entity_ids and not query.entity_id:
+        raise ValidationFailed("role is the role of a link: give an entity_id to link to",
+                               details=[{"path": "form.role", "message": "no entity_id"}])
     derived = _one_id(fields.get("derived_from_asset_id", []), "derived_from_asset_id")
     metas = fields.get("meta", [])
     if len(metas) > 1:

@@ -51,7 +51,9 @@ def _disposition(value: bytes) -> tuple[str | None, str | None]:
     star = text.find("filename*=")
     if star >= 0:
         encoded = text[star + len("filename*="):].split(";", 1)[0].strip().strip('"')
-        charset, _, rest = encoded.partition("''")
+        # charset'language'value: the language (often empty) is not needed
+        charset, _, rest = encoded.partition("'")
+        rest = rest.partition("'")[2]
         if rest:
             try:
                 return (name.decode("utf-8", "replace") if name else None,
@@ -64,10 +66,11 @@ def _disposition(value: bytes) -> tuple[str | None, str | None]:
 
 
 def clean_filename(name: str) -> str:
-    """The last path component, without control characters; never empty."""
+    """The last path component, without control characters; never empty, never only
+    dots (``..`` is a path, not a name)."""
     name = name.replace("\\", "/").rsplit("/", 1)[-1]
     name = "".join(ch for ch in name if ch >= " " and ch != "\x7f").strip()
-    return name[:255] or "upload"
+    return name[:255] if name.strip(".") else "upload"
 
 
 class _Parts:
