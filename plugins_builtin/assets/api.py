@@ -15,7 +15,7 @@ from ff_plugin_sdk.conditional import if_match, not_modified, version_etag
 from plugins_builtin.assets.download import blob_response
 from plugins_builtin.assets.ingest import Ingest, Request, check_kind
 from plugins_builtin.assets.kinds import KIND_PATTERN
-from plugins_builtin.assets.receive import receive
+from plugins_builtin.assets.receive import clean_filename, receive
 from plugins_builtin.assets.store import AssetStore, Filters
 
 Hex64 = Annotated[str, Meta(pattern="^[0-9a-f]{64}$", description="SHA-256 hex")]
@@ -283,10 +283,11 @@ def routes(kernel: Kernel, store: AssetStore, ingest: Ingest,
         merges = {k: data.pop(k) for k in ("user_metadata", "plugin_data") if k in data}
         if "filename" in data:
             data["filename"] = data["filename"].strip()
-            if not data["filename"] or any(c < " " for c in data["filename"]):
-                raise ValidationFailed("filename must not be blank or hold control "
-                                       "characters", details=[{"path": "$.filename",
-                                                               "message": "invalid"}])
+            # the rule an uploaded name is held to: a name, not a path
+            if clean_filename(data["filename"]) != data["filename"]:
+                raise ValidationFailed("filename must be a file name: not blank, not only "
+                                       "dots, no '/' or '\\', no control characters",
+                                       details=[{"path": "$.filename", "message": "invalid"}])
         return with_etag(await store.update(asset_id, data, merges, if_match=versions))
 
     async def delete_asset(request: Any) -> None:
