@@ -340,3 +340,32 @@ async def test_a_cursor_from_one_order_is_refused_in_the_other(client, library):
     assert cursor
     error_of(await client.get("/v1/assets", params={"limit": 1, "order": "asc",
                                                     "cursor": cursor}), 400, "invalid_cursor")
+
+
+# -- who may do what ---------------------------------------------------------------------
+
+async def test_reading_needs_assets_read_and_changing_needs_assets_write(client, kernel):
+    ada = await make_entity(client)
+    asset = await uploaded(client, PNG, "p.png")
+    one = f"/v1/assets/{asset['asset_id']}"
+    pair = f"/v1/entities/{ada}/assets/{asset['asset_id']}"
+    reads = [("GET", "/v1/assets"), ("GET", one), ("GET", one + "/derived"),
+             ("GET", one + "/download"), ("HEAD", one + "/download"),
+             ("GET", f"/v1/entities/{ada}/assets")]
+    writes = [("POST", "/v1/assets/upload"), ("PATCH", one), ("DELETE", one),
+              ("POST", pair + "/link"), ("POST", pair + "/unlink"), ("POST", pair),
+              ("DELETE", pair)]
+    reader = await kernel.scoped_tokens.issue("asset-reader", ["assets:read",
+                                                               "entities:read"])
+    headers = {"Authorization": f"Bearer {reader}"}
+    for method, url in reads:
+        r = await client.request(method, url, headers=headers)
+        assert r.status_code == 200, (method, url, r.text)
+    for method, url in writes:
+        r = await client.request(method, url, headers=headers, json={})
+        assert r.status_code == 403, (method, url, r.text)
+        error_of(r, 403)
+    for method, url in reads + writes:
+        r = await client.request(method, url, headers={"Authorization": "Bearer wrong"})
+        assert r.status_code == 401, (method, url)
+    assert (await client.get(one)).json()["version"] == asset["version"]

@@ -51,23 +51,52 @@ class Server:
         return [p for p in (self.home / "assets").rglob("*") if p.is_file()]
 
 
-@pytest.fixture
-def server(home: Path) -> Iterator[Server]:
+def start(home: Path) -> Server:
     process = subprocess.Popen(serve_command(home, "--port", "0"), env=clean_env(),
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         port = ports_json_port(process, home)
         wait_for(process, healthy(f"http://127.0.0.1:{port}"), "/healthz 200")
-        yield Server(process, home, port)
-    finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-        _, err = process.communicate(timeout=10)
+    except BaseException:
+        process.kill()
+        process.communicate(timeout=10)
+        raise
+    return Server(process, home, port)
+
+
+def stop(server: Server) -> None:
+    """Stop the server; it must not have printed a traceback."""
+    process = server.process
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    _, err = process.communicate(timeout=10)
     assert "Traceback" not in err, err
+
+
+@pytest.fixture
+def server(home: Path) -> Iterator[Server]:
+    running = start(home)
+    try:
+        yield running
+    finally:
+        stop(running)
+
+
+@pytest.fixture
+def small_server(home: Path) -> Iterator[Server]:
+    """A server whose uploads may hold at most 1 MiB (``plugins.assets`` in core.json)."""
+    (home / "config").mkdir(parents=True, mode=0o700)
+    (home / "config" / "core.json").write_text(json.dumps(
+        {"plugins": {"assets": {"max_upload_bytes": MiB}}}))
+    running = start(home)
+    try:
+        yield running
+    finally:
+        stop(running)
 
 
 def test_a_client_leaving_mid_upload_leaves_no_row_no_blob_no_temp_file(server: Server):
@@ -132,3 +161,24 @@ def test_curl_uploads_50_mb_and_resumes_the_download_to_identical_bytes(server: 
     assert curl("-H", auth, "-C", "-", "-o", str(copy), "-w", "%{http_code}", url) == "206"
     assert copy.stat().st_size == 50 * MiB
     assert hashlib.sha256(copy.read_bytes()).hexdigest() == digest
+
+
+@pytest.mark.parametrize("size", [MiB + 1, 20 * MiB], ids=["just-over", "far-over"])
+def test_curl_sending_more_than_the_limit_gets_413_and_nothing_is_kept(small_server: Server,
+                                                                       tmp_path: Path,
+                                                                       size: int):
+    server = small_server
+    too_big = tmp_path / "too-big.bin"
+    too_big.write_bytes(os.urandom(size))  # far over: refused while curl is still sending
+    answer = tmp_path / "answer.json"
+    status = curl("-H", f"Authorization: Bearer {server.token}", "-F", f"file=@{too_big}",
+                  "-o", str(answer), "-w", "%{http_code}", f"{server.base}/v1/assets/upload")
+    assert status == "413", answer.read_text()
+    error = json.loads(answer.read_text())["error"]
+    assert error["code"] == "payload_too_large"
+    if size == MiB + 1:
+        assert f"limit of {MiB} bytes" in error["message"]
+    wait_for(server.process, lambda: not server.staged(), "removal of the staged file")
+    assert server.blobs() == []
+    with server.http() as http:
+        assert http.get("/v1/assets", params={"include_deleted": "true"}).json()["items"] == []

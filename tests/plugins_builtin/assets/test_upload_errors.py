@@ -80,12 +80,13 @@ async def test_not_a_multipart_form_is_415(client, store, existing, content_type
     (multipart([b"Content-Type: text/plain\r\n\r\nno disposition"]), 400, "invalid_multipart",
      None),
     (multipart([part("", b"x", disposition="form-data")]), 400, "invalid_multipart", None),
+    (multipart([FILE, *[part("kind", b"file")] * 1000]), 422, "validation_error", None),
 ], ids=["no-file-part", "no-parts", "two-file-parts", "unknown-field-after",
         "unknown-field-before", "bad-kind", "non-ascii-kind", "meta-not-json",
         "meta-an-array", "meta-a-string", "meta-twice", "entity-id-malformed",
         "derived-from-malformed", "role-too-long", "role-not-utf8", "kind-not-utf8",
         "no-closing-boundary", "cut-short", "garbage", "bad-part-header",
-        "no-content-disposition", "part-without-name"])
+        "no-content-disposition", "part-without-name", "too-many-fields"])
 async def test_a_bad_form_is_an_envelope_and_leaves_nothing(client, store, existing, body,
                                                             status, code, path):
     before = await store.snapshot()
