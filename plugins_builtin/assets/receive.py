@@ -70,7 +70,11 @@ def clean_filename(name: str) -> str:
     dots (``..`` is a path, not a name)."""
     name = name.replace("\\", "/").rsplit("/", 1)[-1]
     name = "".join(ch for ch in name if ch >= " " and ch != "\x7f").strip()
-    return name[:255] if name.strip(".") else "upload"
+    if len(name) > 255:  # shortened before its extension, which says what the file is
+        stem, dot, suffix = name.rpartition(".")
+        name = (stem[:254 - len(suffix)] + dot + suffix if dot and len(suffix) <= 16
+                else name[:255])
+    return name if name.strip(".") else "upload"
 
 
 class _Parts:

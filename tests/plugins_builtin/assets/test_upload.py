@@ -195,6 +195,19 @@ async def test_filenames_sent_by_hand(client, sent, kept):
     assert r.json()["filename"] == kept
 
 
+@pytest.mark.parametrize(("sent", "kept", "kind"), [
+    ("a" * 300 + ".png", "a" * 251 + ".png", "image.original"),
+    ("写" * 300 + ".safetensors", "写" * 243 + ".safetensors", "model.lora"),
+    ("b" * 300, "b" * 255, "file"),
+    ("c" * 280 + ".not-an-extension-at-all", ("c" * 280 + ".not-an-extension-at-all")[:255],
+     "file"),
+], ids=["ascii", "cjk", "no-extension", "long-suffix"])
+async def test_a_long_filename_is_shortened_keeping_its_extension(client, sent, kept, kind):
+    asset = await uploaded(client, sent.encode(), sent)
+    assert asset["filename"] == kept and len(kept) == 255
+    assert asset["kind"] == kind  # the kind the whole name gives
+
+
 @pytest.mark.parametrize("sent", ["", "..", ".", "../..", "dir/"])
 async def test_a_filename_without_a_name_in_it_becomes_upload(client, sent):
     asset = await uploaded(client, f"nameless {sent!r}".encode(), sent)
