@@ -22,6 +22,7 @@ from ff_plugin_sdk import (
     Migration,
     NavEntry,
     Scope,
+    StaticDir,
     UIPage,
     hookimpl,
 )
@@ -90,6 +91,11 @@ async def faceforge_shutdown(kernel: Kernel) -> None:
 @hookimpl
 def faceforge_ui_templates() -> list[Path]:
     return [Path(__file__).parent / "templates"]
+
+
+@hookimpl
+def faceforge_static_dirs() -> list[StaticDir]:
+    return [StaticDir(name="assets", path=Path(__file__).parent / "static")]
 
 
 @hookimpl

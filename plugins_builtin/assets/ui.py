@@ -1,21 +1,329 @@
-"""The Assets pages and the entity Attachments tab (server-rendered, htmx)."""
+"""The Assets pages and the entity Attachments tab (server-rendered, htmx).
+
+The tab uploads with ``static/uploads.js``: one XMLHttpRequest per file straight to
+``/v1/assets/upload`` (each with its progress bar, the session's CSRF token in the
+``X-CSRF-Token`` header), then refreshes the list with htmx.  Without JavaScript the same form
+posts to ``/ui/entities/{id}/attachments/upload``, bounded by the UI's body limit.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import urlencode
 
-from ff_plugin_sdk import Kernel, UIPage
-from plugins_builtin.assets.store import AssetStore
+from starlette.datastructures import UploadFile
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ff_plugin_sdk import (
+    BadRequest,
+    Kernel,
+    NotFound,
+    PreconditionFailed,
+    UIPage,
+    ValidationFailed,
+)
+from ff_plugin_sdk.conditional import parse_version
+from ff_plugin_sdk.storage import CHUNK_BYTES
+from plugins_builtin.assets import ingest as ingesting
+from plugins_builtin.assets.api import check_entity_id, check_id
+from plugins_builtin.assets.kinds import KINDS, valid_kind
+from plugins_builtin.assets.receive import SNIFF_BYTES, clean_filename
+from plugins_builtin.assets.store import AssetStore, Filters, Page
+
+TAB_PAGE = 24
+LIST_PAGE = 48
+CANDIDATES = 10
+MAX_LINKED_SHOWN = 100
+STATES = {"active": "exclude", "deleted": "only", "all": "include"}
+MIME_PREFIXES = ("image/", "video/", "audio/", "text/", "application/pdf", "application/")
+TAB_NOTICES = {"uploaded": "Upload finished.", "linked": "Asset linked.",
+               "unlinked": "Asset unlinked. It is still in the Assets list.",
+               "thumbnail": "Primary thumbnail set.", "thumbnail-cleared": "Thumbnail removed."}
+_HEX_ID = re.compile("^[0-9a-f]{64}$")
 
 
-def pages(kernel: Kernel, store: AssetStore) -> list[UIPage]:
-    return []
+def kind_names(*extra: str | None) -> list[str]:
+    """The known kinds, plus any other valid kind in use (a plugin's) so a select shows it."""
+    names = [k.name for k in KINDS]
+    return names + [k for k in extra if k and k not in names]
+
+
+def is_image(asset: dict[str, Any]) -> bool:
+    return str(asset["mime_type"]).startswith("image/")
+
+
+def viewable(asset: dict[str, Any]) -> bool:
+    """Safe to open inline on this origin: nothing that can run script (HTML, SVG, XML)."""
+    mime = str(asset["mime_type"])
+    return ((mime.startswith(("image/", "audio/", "video/")) and mime != "image/svg+xml")
+            or mime in ("application/pdf", "text/plain"))
+
+
+def check_filename(name: str) -> str | None:
+    """Why ``name`` cannot be a file name (as the API's PATCH checks it), or None."""
+    if not name:
+        return "A file name is required."
+    if any(c < " " or c == "\x7f" for c in name):
+        return "A file name cannot hold control characters."
+    if len(name) > 255:
+        return "A file name is at most 255 characters."
+    return None
+
+
+def form_role(form: Any) -> str | None:
+    """The optional link role typed into a form (as the API takes it: 1 to 100 characters)."""
+    role = str(form.get("role") or "").strip()
+    if len(role) > 100:
+        raise ValidationFailed("a role is at most 100 characters")
+    return role or None
+
+
+async def _paged(fetch: Callable[[str | None], Awaitable[Any]], cursor: str | None) -> Any:
+    """``fetch(cursor)``; a cursor from another filter or a hand-edited URL starts over."""
+    try:
+        return await fetch(cursor)
+    except BadRequest as exc:
+        if exc.code != "invalid_cursor":
+            raise
+        return await fetch(None)
 
 
 def attachments_renderer(kernel: Kernel,
                          store: AssetStore) -> Callable[[Any, dict[str, Any]], Awaitable[str]]:
-    async def render(request: Any, entity: dict[str, Any]) -> str:
-        return ""
+    """The Attachments tab: linked assets (by kind, paged), upload, link, unlink, thumbnail."""
+
+    async def render(request: Request, entity: dict[str, Any]) -> str:
+        params = request.query_params
+        entity_id = entity["entity_id"]
+        kind = params.get("kind", "").strip()
+        kind = kind if kind and valid_kind(kind) else ""
+        cursor = params.get("cursor") or None
+        items, next_cursor = await _paged(lambda c: store.entity_links(
+            entity_id, kind=kind or None, limit=TAB_PAGE, cursor=c), cursor)
+        link_q = params.get("link_q", "").strip()[:500]
+
+        def link(**change: Any) -> str:
+            query = {"tab": "attachments", "kind": kind} | change
+            return f"/ui/entities/{entity_id}?" + urlencode({k: v for k, v in query.items() if v})
+
+        return kernel.templates.render_string(request, "assets/attachments.html", {
+            "entity": entity, "items": items, "next_cursor": next_cursor, "cursor": cursor,
+            "kind": kind, "kinds": kind_names(kind), "link": link, "link_q": link_q,
+            "candidates": await _candidates(store, link_q) if link_q else [],
+            "notice": TAB_NOTICES.get(params.get("notice", "")),
+            "base": f"/ui/entities/{entity_id}/attachments",
+        })
 
     return render
+
+
+async def _candidates(store: AssetStore, text: str) -> list[dict[str, Any]]:
+    """Assets to link: the one whose id was pasted, or names containing ``text``."""
+    if _HEX_ID.match(text.lower()):
+        found = await store.find(text.lower())
+        return [await store.get(found["asset_id"])] if found and not found["deleted_at"] else []
+    return (await store.list(Filters(q=text), limit=CANDIDATES)).items
+
+
+def pages(kernel: Kernel, store: AssetStore) -> list[UIPage]:
+    def render(request: Request, name: str, ctx: dict[str, Any], **kw: Any) -> Response:
+        return kernel.templates.render(request, name, ctx, **kw)
+
+    def entities() -> Any:
+        service = kernel.services.get("entities.store")
+        if service is None:
+            raise NotFound("the entities plugin is not enabled", code="entities_disabled")
+        return service
+
+    async def entity_names(ids: list[str]) -> dict[str, str]:
+        service = kernel.services.get("entities.store")
+        names: dict[str, str] = {}
+        for entity_id in ids if service is not None else []:
+            with contextlib.suppress(NotFound):  # deleted since the links were read
+                names[entity_id] = (await service.get(entity_id))["display_name"]
+        return names
+
+    # -- the Assets list and detail pages -------------------------------------------------
+    async def list_page(request: Request) -> Response:
+        params = request.query_params
+        kind = params.get("kind", "").strip()
+        mime = params.get("mime", "").strip()[:200]
+        q = params.get("q", "").strip()[:500]
+        entity = params.get("entity", "").strip().lower()
+        state = params.get("state") if params.get("state") in STATES else "active"
+        view = "gallery" if params.get("view") == "gallery" else "list"
+        errors: dict[str, str] = {}
+        if kind and not valid_kind(kind):
+            errors["kind"] = f"{kind!r} is not a kind."
+        if entity and not _HEX_ID.match(entity):
+            errors["entity"] = "An entity id is 64 hexadecimal characters."
+        filters = Filters(kind=None if "kind" in errors else kind or None, mime=mime or None,
+                          q=q or None, entity_id=None if "entity" in errors else entity or None,
+                          deleted=STATES[state])
+        cursor = params.get("cursor") or None
+        page: Page = await _paged(lambda c: store.list(filters, limit=LIST_PAGE, cursor=c),
+                                  cursor)
+
+        def link(**change: Any) -> str:
+            query = {"kind": kind, "mime": mime, "q": q, "entity": entity, "state": state,
+                     "view": view} | change
+            query = {k: v for k, v in query.items()
+                     if v and (k, v) not in (("state", "active"), ("view", "list"))}
+            return "/ui/assets" + ("?" + urlencode(query) if query else "")
+
+        names = await entity_names([entity] if entity and not errors.get("entity") else [])
+        return render(request, "assets/list.html", {
+            "items": page.items, "next_cursor": page.next_cursor, "cursor": cursor,
+            "kind": kind, "kinds": kind_names(kind if valid_kind(kind) else None),
+            "mime": mime, "mimes": MIME_PREFIXES, "q": q, "entity": entity,
+            "entity_name": names.get(entity), "state": state, "view": view, "link": link,
+            "errors": errors, "filtered": bool(kind or mime or q or entity),
+            "notice": params.get("notice"),
+        }, block="results")
+
+    async def detail_context(asset: dict[str, Any]) -> dict[str, Any]:
+        linked_ids = asset["linked_entity_ids"][:MAX_LINKED_SHOWN]
+        derived = await store.list(Filters(derived_from=asset["asset_id"]), limit=LIST_PAGE)
+        source = (await store.find(asset["derived_from_asset_id"])
+                  if asset["derived_from_asset_id"] else None)
+        return {"asset": asset, "linked": await entity_names(linked_ids),
+                "more_linked": len(asset["linked_entity_ids"]) - len(linked_ids),
+                "derived": derived.items, "more_derived": derived.next_cursor is not None,
+                "source": source, "kinds": kind_names(asset["kind"]), "errors": {},
+                "values": {"kind": asset["kind"], "filename": asset["filename"]},
+                "conflict": False, "notice": None, "viewable": viewable(asset)}
+
+    async def detail(request: Request) -> Response:
+        asset = await store.get(check_id(request.path_params["asset_id"]),
+                                include_deleted=True)
+        ctx = await detail_context(asset)
+        ctx["notice"] = request.query_params.get("notice")
+        return render(request, "assets/detail.html", ctx)
+
+    async def edit(request: Request) -> Response:
+        asset_id = check_id(request.path_params["asset_id"])
+        form = await request.form()
+        values = {"kind": str(form.get("kind") or "").strip(),
+                  "filename": str(form.get("filename") or "").strip()}
+        errors = {}
+        if not valid_kind(values["kind"]):
+            errors["kind"] = "Use dotted lowercase words, such as image.original."
+        if message := check_filename(values["filename"]):
+            errors["filename"] = message
+        asset = await store.get(asset_id)
+        changes = {k: v for k, v in values.items() if v != asset[k]}
+        status = 422 if errors else 200
+        if not errors and changes:
+            version = parse_version(str(form.get("version") or ""))
+            try:
+                await store.update(asset_id, changes, {},
+                                   if_match=None if version is None else frozenset({version}))
+            except PreconditionFailed:
+                status = 409
+        if status != 200:
+            ctx = await detail_context(await store.get(asset_id))
+            if status == 422:
+                ctx |= {"errors": errors, "values": values}
+            ctx["conflict"] = status == 409
+            return render(request, "assets/detail.html", ctx, block="edit", status=status)
+        return kernel.templates.redirect(request, f"/ui/assets/{asset_id}?notice=saved")
+
+    async def delete_form(request: Request) -> Response:
+        asset = await store.get(check_id(request.path_params["asset_id"]))
+        return render(request, "assets/delete.html", {"asset": asset})
+
+    async def delete(request: Request) -> Response:
+        await store.delete(check_id(request.path_params["asset_id"]), None)
+        kernel.services["assets.collector"].wake()
+        return kernel.templates.redirect(request, "/ui/assets?notice=deleted")
+
+    # -- the Attachments tab's posts --------------------------------------------------------
+    async def live_entity(request: Request) -> str:
+        entity_id = check_entity_id(request.path_params["entity_id"])
+        await entities().get(entity_id)
+        return entity_id
+
+    async def form_asset(request: Request) -> str:
+        return check_id(str((await request.form()).get("asset_id") or "").strip().lower())
+
+    async def upload(request: Request) -> Response:
+        """The no-JavaScript upload: the form's files, spooled by the form parser, are
+        staged (hashed) and ingested one by one, linked to the entity."""
+        entity_id = await live_entity(request)
+        form = await request.form()
+        files = [f for f in form.getlist("file") if isinstance(f, UploadFile) and f.filename]
+        if not files:
+            raise ValidationFailed("choose at least one file to upload")
+        kind = str(form.get("kind") or "").strip() or None
+        role = form_role(form)
+        ingesting.check_kind(kind)
+        ingest = kernel.services["assets.ingest"]
+        for file in files:
+            staged = kernel.storage.stage()
+            head = b""
+            try:
+                while chunk := await file.read(CHUNK_BYTES):
+                    head += chunk[:max(0, SNIFF_BYTES - len(head))]
+                    await staged.write(chunk)
+                sha256 = await staged.finish()
+            except BaseException:
+                staged.discard()
+                raise
+            await ingest.staged(staged, sha256, ingesting.Request(
+                filename=clean_filename(file.filename or ""), kind=kind,
+                entity_ids=[entity_id], role=role, declared_type=file.content_type,
+                head=head))
+        return redirect_back(request, entity_id, "uploaded")
+
+    async def link(request: Request) -> Response:
+        entity_id = await live_entity(request)
+        asset_id = await form_asset(request)
+        role = form_role(await request.form())
+        await store.link(entity_id, asset_id, role)
+        return redirect_back(request, entity_id, "linked")
+
+    async def unlink(request: Request) -> Response:
+        entity_id = await live_entity(request)
+        asset_id = await form_asset(request)
+        if not await store.unlink(entity_id, asset_id):
+            raise NotFound("this asset is not linked to this entity", code="link_not_found")
+        return redirect_back(request, entity_id, "unlinked")
+
+    async def thumbnail(request: Request) -> Response:
+        """Set (or, with ``clear``, remove) the entity's primary thumbnail."""
+        entity_id = await live_entity(request)
+        form = await request.form()
+        if form.get("clear"):
+            await entities().update(entity_id, {"primary_thumbnail_asset_id": None}, {})
+            return redirect_back(request, entity_id, "thumbnail-cleared")
+        asset = await store.get(await form_asset(request))
+        if not is_image(asset):
+            raise ValidationFailed(f"only an image can be a thumbnail; {asset['filename']!r} "
+                                   f"is {asset['mime_type']}")
+        await entities().update(entity_id, {"primary_thumbnail_asset_id": asset["asset_id"]},
+                                {})
+        return redirect_back(request, entity_id, "thumbnail")
+
+    def redirect_back(request: Request, entity_id: str, notice: str) -> Response:
+        return kernel.templates.redirect(
+            request, f"/ui/entities/{entity_id}?tab=attachments&notice={notice}")
+
+    one = "/assets/{asset_id}"
+    tab = "/entities/{entity_id}/attachments"
+    post = ["POST"]
+    return [
+        UIPage(path="/assets", endpoint=list_page, name="assets-list"),
+        UIPage(path=one, endpoint=detail, name="assets-detail"),
+        UIPage(path=one + "/edit", endpoint=edit, methods=post, name="assets-update"),
+        UIPage(path=one + "/delete", endpoint=delete_form, name="assets-delete"),
+        UIPage(path=one + "/delete", endpoint=delete, methods=post, name="assets-delete-post"),
+        UIPage(path=tab + "/upload", endpoint=upload, methods=post, name="attachments-upload"),
+        UIPage(path=tab + "/link", endpoint=link, methods=post, name="attachments-link"),
+        UIPage(path=tab + "/unlink", endpoint=unlink, methods=post, name="attachments-unlink"),
+        UIPage(path=tab + "/thumbnail", endpoint=thumbnail, methods=post,
+               name="attachments-thumbnail"),
+    ]
