@@ -41,7 +41,6 @@ class Collector:
                 await asyncio.wait_for(self._wake.wait(), self.interval)
             self._wake.clear()
             try:
-                while await self.sweep():
-                    pass  # a full batch: there may be more
+                await self.sweep()
             except Exception:
                 self.store.log.exception("the blob collector failed; retrying later")

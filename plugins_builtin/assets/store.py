@@ -374,13 +374,23 @@ class AssetStore:
         """Delete the blobs of deleted assets; returns how many were removed.
 
         Each blob is re-checked under its lock: an upload of the same bytes that revived the
-        asset meanwhile keeps it.  A provider that cannot be reached is tried next time.
+        asset meanwhile keeps it.  A provider that cannot be reached is tried next time; the
+        sweep goes on past its blobs, in batches, to every other deleted asset.
         """
-        rows = await self.db.fetchall(
-            "SELECT asset_id FROM assets WHERE deleted_at IS NOT NULL"
-            " AND blob_state != 'removed' LIMIT ?", (batch,))
         removed = 0
-        for (asset_id,) in rows:
+        after: tuple[str, int] = ("", 0)
+        # keyset on (deleted_at, seq): the order of the assets_collectable index
+        while rows := await self.db.fetchall(
+                "SELECT deleted_at, seq, asset_id FROM assets WHERE deleted_at IS NOT NULL"
+                " AND blob_state != 'removed' AND (deleted_at, seq) > (?, ?)"
+                " ORDER BY deleted_at, seq LIMIT ?", (*after, batch)):
+            after = (rows[-1][0], rows[-1][1])
+            removed += await self._collect([row[2] for row in rows])
+        return removed
+
+    async def _collect(self, asset_ids: list[str]) -> int:
+        removed = 0
+        for asset_id in asset_ids:
             async with self.blob_locks(asset_id):
                 row = await self.db.fetchone(
                     "SELECT provider FROM assets WHERE asset_id = ? AND deleted_at IS NOT NULL"

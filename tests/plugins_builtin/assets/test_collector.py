@@ -124,3 +124,22 @@ async def test_a_sweep_at_the_worst_moment_of_an_upload_waits_for_it(client, ker
     assert revived["deleted_at"] is None and revived["blob_present"] is True
     assert store.blob_path(asset["asset_id"]).read_bytes() == PNG
     assert (await store.row(asset["asset_id"]))[0] == "present"
+
+
+async def test_blobs_that_cannot_be_removed_now_do_not_hold_up_the_others(client, kernel,
+                                                                          store, collector):
+    """Deleted assets on a provider that is not available (S3 switched off, say) are tried
+    again later; the sweep still reaches every deleted asset behind them."""
+    elsewhere = [await uploaded(client, f"held elsewhere {i}".encode(), f"s{i}.bin")
+                 for i in range(3)]
+    here = await uploaded(client, b"held here", "here.bin")
+    for asset in [*elsewhere, here]:  # deleted first: the collector meets them first
+        assert (await client.delete(f"/v1/assets/{asset['asset_id']}")).status_code == 204
+    ids = [a["asset_id"] for a in elsewhere]
+    await kernel.db.write(lambda tx: tx.execute(
+        "UPDATE assets SET provider = 'gone-provider' WHERE asset_id IN (?, ?, ?)", ids))
+    assert await kernel.services["assets.store"].collect(batch=2) == 1  # batches of 2
+    assert not store.blob_path(here["asset_id"]).exists()
+    assert all(store.blob_path(i).exists() for i in ids)
+    assert [(await store.row(i))[0] for i in ids] == ["present"] * 3
+    assert await collector.sweep() == 0
