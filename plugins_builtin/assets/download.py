@@ -64,6 +64,17 @@ _UNSAFE_FALLBACK = frozenset('"\\%/')
 
 
 # --- the file name --------------------------------------------------------------------------
+#: what a browser may show inline: types that cannot run script (not HTML, not SVG)
+_INLINE_PREFIXES = ("image/", "audio/", "video/")
+_INLINE_TYPES = frozenset({"application/pdf", "text/plain"})
+
+
+def safe_inline(media_type: str) -> bool:
+    kind = media_type.split(";", 1)[0].strip().lower()
+    return (kind.startswith(_INLINE_PREFIXES) and kind != "image/svg+xml") or \
+        kind in _INLINE_TYPES
+
+
 def content_disposition(filename: str, inline: bool = False) -> str:
     """``attachment`` (or ``inline``) with an ASCII ``filename`` and an exact ``filename*``.
 
@@ -243,7 +254,12 @@ def blob_response(request: Request, *, open_range: OpenRange, size: int, etag: s
                 headers={"content-range": f"bytes */{size}", "accept-ranges": "bytes"})
 
     media_type = media_type if _printable(media_type) else "application/octet-stream"
+    inline = inline and safe_inline(media_type)
+    # an uploaded page opened from Core's own address must not run script with the user's
+    # session: sandboxed, and shown inline only for types that cannot carry script
     out = {**validators, "accept-ranges": "bytes", "x-content-type-options": "nosniff",
+           "content-security-policy": "sandbox; default-src 'none'; img-src 'self' data:;"
+                                      " media-src 'self'; style-src 'unsafe-inline'",
            "content-disposition": content_disposition(filename, inline)}
     if ranges is None:
         parts = [(0, size - 1, b"")] if size else []

@@ -709,3 +709,29 @@ def test_aria2c_downloads_over_four_connections(live_url: str, live_blob: Blob,
     # the first GET is cut short once the other connections took their ranges
     assert any(first > 0 for first, _ in live_blob.opened), live_blob.opened
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+
+
+async def _one(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+@pytest.mark.parametrize(("media_type", "shown"), [
+    ("image/png", True), ("video/mp4", True), ("application/pdf", True),
+    ("text/plain", True), ("text/html", False), ("image/svg+xml", False),
+    ("application/xhtml+xml", False), ("application/javascript", False)])
+async def test_only_types_that_cannot_run_script_are_shown_inline(media_type: str,
+                                                                  shown: bool) -> None:
+    page = b"<script>alert(1)</script>"
+
+    async def serve(request: Request) -> Response:
+        return blob_response(request, open_range=lambda a, b: _one(page), size=len(page),
+                             etag="e" * 64, last_modified=None, filename="page.html",
+                             media_type=media_type, inline=True)
+
+    app = Starlette(routes=[Route("/f", serve)])
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="http://t") as client:
+        r = await client.get("/f")
+    assert r.headers["content-disposition"].startswith("inline" if shown else "attachment")
+    # and whatever it is, a browser runs nothing from it with the user's session
+    assert r.headers["content-security-policy"].startswith("sandbox")
