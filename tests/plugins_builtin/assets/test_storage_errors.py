@@ -65,7 +65,7 @@ def full_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple
     """A home whose disk holds about 3 MiB: a tmpfs of that size, or else ENOSPC raised by
     the staged file's write past that size.  The database and logs live elsewhere, so only
     the asset bytes fill it (and the mount can be let go)."""
-    home = tmp_path / "home"
+    home = tmp_path / "small-disk-home"  # not the ``home`` fixture's: that one is not mounted
     home.mkdir(mode=0o700)
     how = "tmpfs" if can_mount() else "injected-enospc"
     if how == "tmpfs":

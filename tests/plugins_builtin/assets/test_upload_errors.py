@@ -172,15 +172,16 @@ async def test_a_role_without_an_entity_to_link_is_422(client, store, existing):
 # -- too large ---------------------------------------------------------------------------
 
 @pytest.fixture
-async def small_client(home, make_app):
+async def small_client(settings, make_app):
     """A Core whose uploads may hold at most 1000 bytes (``plugins.assets``)."""
-    config = home / "config" / "core.json"
-    config.parent.mkdir(parents=True, exist_ok=True)
-    config.write_text(json.dumps({"plugins": {"assets": {"max_upload_bytes": 1000}}}))
-    settings = load_settings(home, env={})
-    app = make_app(settings=settings)
-    async with running(app, settings.install_token) as client:
-        yield client, Store(app.state.kernel, settings)
+    config = settings.paths.config_file  # as the ``settings`` fixture wrote it
+    data = json.loads(config.read_text("utf-8"))
+    data["plugins"] = {"assets": {"max_upload_bytes": 1000}}
+    config.write_text(json.dumps(data), encoding="utf-8")
+    small = load_settings(settings.paths.home, env={})
+    app = make_app(settings=small)
+    async with running(app, small.install_token) as client:
+        yield client, Store(app.state.kernel, small)
 
 
 async def test_a_file_over_the_limit_is_413_and_leaves_nothing(small_client):
