@@ -97,6 +97,8 @@ class StorageProvider(Protocol):
     """One backend holding content-addressed blobs.  Every method is async."""
 
     name: str
+    #: the bucket (S3-like providers) recorded with each asset; optional, None elsewhere
+    #: bucket: str | None
 
     async def write(self, chunks: AsyncIterable[bytes], *,
                     max_bytes: int | None = None) -> StoredBlob:
@@ -110,12 +112,16 @@ class StorageProvider(Protocol):
     async def write_file(self, path: Path, sha256: str, size: int) -> StoredBlob:
         """Take a finished file whose hash is known (staged under ``tmp/``).
 
-        The provider may move it (the filesystem provider renames it into place); the file
-        is gone afterwards either way.
+        The provider may move it (the filesystem provider renames it into place).  On
+        success the file is gone; on failure it is left where it was, so the caller can
+        store it elsewhere (the fallback to ``fs``) or remove it.
         """
     def open_range(self, key: str, start: int = 0,
                    end: int | None = None) -> AsyncIterator[bytes]:
-        """Bytes ``start`` to ``end`` inclusive (``None``: to the end), in large chunks."""
+        """Bytes ``start`` to ``end`` inclusive (``None``: to the end), in large chunks.
+
+        :class:`BlobMissing` / :class:`StorageUnavailable` are raised by the first
+        ``anext()`` (a download peeks at it before sending headers)."""
     async def stat(self, key: str) -> BlobStat | None:
         """The blob's size, or None when the provider does not hold it."""
     async def delete(self, key: str) -> None:
