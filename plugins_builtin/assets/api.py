@@ -12,6 +12,7 @@ from starlette.responses import Response
 
 from ff_plugin_sdk import SQL_INT_MAX, ApiRoute, Kernel, NotFound, ValidationFailed
 from ff_plugin_sdk.conditional import if_match, not_modified, version_etag
+from ff_plugin_sdk.storage import BlobMissing
 from plugins_builtin.assets.download import blob_response
 from plugins_builtin.assets.ingest import Ingest, Request, check_kind
 from plugins_builtin.assets.kinds import KIND_PATTERN
@@ -312,6 +313,9 @@ def routes(kernel: Kernel, store: AssetStore, ingest: Ingest,
                            code="blob_missing")
         provider = kernel.storage.provider(asset["provider"])
         asset_id = asset["asset_id"]
+        if request.method == "HEAD" and await provider.stat(asset_id) is None:
+            # a GET peeks at the bytes before answering; a HEAD asks the store instead
+            raise BlobMissing("the bytes of this asset are missing from its store")
         return blob_response(
             request, open_range=lambda start, end: provider.open_range(asset_id, start, end),
             size=asset["size"], etag=asset_id, last_modified=asset["created_at"],
