@@ -254,10 +254,11 @@ class AssetStore:
                 if store_blob or blob_state == "removed":
                     sets += ["provider = ?", "bucket = ?", "blob_state = 'present'"]
                     values += [provider, bucket]
-                if revived:
+                if revived:  # a fresh start: the deleted asset's name, metadata and links go
                     sets += ["deleted_at = NULL", "filename = ?", "mime_type = ?"]
                     values += [filename, mime_type]
                     user = {}
+                    tx.execute("DELETE FROM asset_links WHERE asset_id = ?", (asset_id,))
                 if kind_given or revived:
                     sets.append("kind = ?")
                     values.append(kind)

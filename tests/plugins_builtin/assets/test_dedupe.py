@@ -108,6 +108,8 @@ async def test_the_bytes_of_a_deleted_asset_revive_it(client, kernel, store):
     assert revived["filename"] == "new-name.png"
     assert revived["kind"] == "image.original"
     assert revived["user_metadata"] == {"new": True}
+    assert first["linked_entity_ids"] == [ada] and revived["linked_entity_ids"] == []
+    assert (await client.get(f"/v1/entities/{ada}/assets")).json()["items"] == []
     assert revived["version"] > first["version"]
     assert store.blob_path(first["asset_id"]).read_bytes() == PNG
     got = await client.get(f"/v1/assets/{first['asset_id']}")
