@@ -96,7 +96,7 @@ class Kernel:
     #: why the lifespan failed, for the CLI's one-line message
     startup_error: Exception | None = None
     services: dict[str, Any] = field(default_factory=dict)
-    storage: Storage | None = None  # type: ignore[assignment]  # set at start
+    storage: Storage | None = None  # set at start
     #: ``faceforge_asset_ingested`` calls still running
     _ingest_tasks: set[asyncio.Task[None]] = field(default_factory=set)
 

@@ -216,7 +216,7 @@ async def test_asset_kinds_hook(contrib) -> None:
 async def test_storage_providers_hook(contrib) -> None:
     kernel, _ = contrib
     providers = {t.name: (p, t) for p, t in await kernel.hooks.storage_providers()}
-    plugin, memory = providers["memory"]
+    plugin, _ = providers["memory"]
     assert plugin == "contributions"
     # built at start from the storage context, beside the built-in filesystem provider
     built = kernel.storage.providers["memory"]
