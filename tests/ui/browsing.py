@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from html.parser import HTMLParser
+from typing import Any
 
 import httpx
 
@@ -81,3 +82,17 @@ async def sign_in(client: httpx.AsyncClient, token: str) -> SignedIn:
     page = await client.get("/ui/logout")
     assert page.status_code == 200, page.text
     return SignedIn(client, csrf_of(page.text))
+
+
+async def page(ui: SignedIn, url: str, status: int = 200, **kwargs: Any) -> str:
+    """A UI page's HTML, checking its status and that it is HTML."""
+    r = await ui.client.get(url, **kwargs)
+    assert r.status_code == status, (url, r.status_code, r.text[:500])
+    assert "text/html" in r.headers["content-type"]
+    return r.text
+
+
+async def post_form(ui: SignedIn, url: str, data: dict[str, str] | None = None,
+                    **kwargs: Any) -> httpx.Response:
+    """A form post carrying the session's CSRF token."""
+    return await ui.client.post(url, data={"csrf_token": ui.csrf, **(data or {})}, **kwargs)

@@ -13,7 +13,14 @@ import pytest
 
 from kernel.config import Settings
 from tests.media import png_bytes
-from tests.ui.browsing import SignedIn, htmx_links_without_href, sign_in, tags
+from tests.ui.browsing import (
+    SignedIn,
+    htmx_links_without_href,
+    page,
+    post_form,
+    sign_in,
+    tags,
+)
 
 UNKNOWN_ID = "0" * 64
 TAB_PAGE = 24  # plugins_builtin.assets.ui.TAB_PAGE
@@ -40,17 +47,6 @@ async def upload(client: httpx.AsyncClient, name: str, data: bytes | None = None
     assert r.status_code in (200, 201), r.text
     return r.json()
 
-
-async def page(ui: SignedIn, url: str, status: int = 200, **kwargs: Any) -> str:
-    r = await ui.client.get(url, **kwargs)
-    assert r.status_code == status, (url, r.status_code, r.text[:500])
-    assert "text/html" in r.headers["content-type"]
-    return r.text
-
-
-async def post_form(ui: SignedIn, url: str, data: dict[str, str] | None = None,
-                    **kwargs: Any) -> httpx.Response:
-    return await ui.client.post(url, data={"csrf_token": ui.csrf, **(data or {})}, **kwargs)
 
 
 def asset_ids(html: str) -> list[str]:

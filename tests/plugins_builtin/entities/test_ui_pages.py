@@ -11,7 +11,14 @@ import httpx
 from ff_plugin_sdk import EntityTab, hookimpl
 from tests.conftest import running
 from tests.media import upload_image
-from tests.ui.browsing import SignedIn, entity_ids, htmx_links_without_href, sign_in, tags
+from tests.ui.browsing import (
+    entity_ids,
+    htmx_links_without_href,
+    page,
+    post_form,
+    sign_in,
+    tags,
+)
 
 UNKNOWN_ID = "0" * 64
 
@@ -21,17 +28,6 @@ async def create(client: httpx.AsyncClient, name: str, **body: Any) -> dict:
     assert r.status_code == 201, r.text
     return r.json()
 
-
-async def page(ui: SignedIn, url: str, status: int = 200, **kwargs: Any) -> str:
-    r = await ui.client.get(url, **kwargs)
-    assert r.status_code == status, (url, r.status_code, r.text[:500])
-    assert "text/html" in r.headers["content-type"]
-    return r.text
-
-
-async def post_form(ui: SignedIn, url: str, data: dict[str, str] | None = None,
-                    **kwargs: Any) -> httpx.Response:
-    return await ui.client.post(url, data={"csrf_token": ui.csrf, **(data or {})}, **kwargs)
 
 
 def shown_names(html: str) -> list[str]:
