@@ -11,6 +11,9 @@ nox.options.sessions = ["tests"]
 nox.options.reuse_existing_virtualenvs = True
 SAMPLE_PLUGIN = "tests/plugins/sample_plugin"
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
+#: programs the benchmarks run (the assets phase's client and its download baseline), with
+#: the Debian package of each; nginx lives in /usr/sbin, often not on a user's PATH
+BENCH_TOOLS = {"curl": "curl", "nginx": "nginx-light"}
 
 
 def install(session: nox.Session, *extras: str) -> None:
@@ -31,6 +34,23 @@ def ensure_chromium(session: nox.Session) -> None:
         return
     session.error("the browser tests need Chromium: install it (Debian/Ubuntu: "
                   "'apt-get install chromium') or set FACEFORGE_CHROMIUM=/path/to/chrome")
+
+
+def ensure_bench_tools(session: nox.Session) -> None:
+    """curl and nginx for the assets benchmark; on Debian as root, install what is missing."""
+    missing = [package for tool, package in BENCH_TOOLS.items()
+               if not (shutil.which(tool) or shutil.which(tool, path="/usr/sbin:/sbin"))]
+    if not missing:
+        return
+    if shutil.which("apt-get") and hasattr(os, "geteuid") and os.geteuid() == 0:
+        session.log(f"installing Debian packages for the benchmarks: {' '.join(missing)}")
+        session.run("apt-get", "update", "-qq", external=True)
+        session.run("apt-get", "install", "-y", "-qq", *missing, external=True,
+                    env={"DEBIAN_FRONTEND": "noninteractive"})
+        return
+    session.error(f"the assets benchmark needs {' and '.join(missing)}: install "
+                  f"{'them' if len(missing) > 1 else 'it'} (Debian/Ubuntu: 'apt-get install "
+                  f"{' '.join(missing)}')")
 
 
 @nox.session
@@ -67,4 +87,5 @@ def typecheck(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Benchmarks against a real server; prints JSON (``-- --quick`` for a short run)."""
     install(session)
+    ensure_bench_tools(session)
     session.run("python", "-m", "tests.bench.run", *session.posargs)

@@ -14,7 +14,9 @@ eight concurrent clients creating entities on the same server (then checked: not
 (3) the write path in-process (statement by statement vs one ``Database.write`` call, and 8
 concurrent writers: does group commit pay); (4) the cost of logging
 (``tests/bench/logging_cost.py``, when present); (5) list/search/filter latencies with
-1,000,000 entities seeded straight into SQLite (100,000 with ``--quick``).
+1,000,000 entities seeded straight into SQLite (100,000 with ``--quick``); (6) assets
+(``tests/bench/assets.py``): 1 GiB upload and download beside a bare receive-only endpoint
+and nginx, Range latency, server RSS through 2 GiB on the filesystem and S3 providers.
 
 Only Core's own plugins are loaded: third-party ``faceforge.plugins`` entry points installed
 in the environment (the test suite's sample plugin, say) are disabled unless
@@ -50,6 +52,7 @@ import msgspec
 
 from kernel.home import DB_FILENAME
 from tests.bench import seed as seeding
+from tests.bench.assets import bench_assets
 from tests.bench.concurrency import concurrent_create
 from tests.bench.load import Request, client_for, get_json, measure, summarize, wait_quiet
 from tests.bench.server import BareServer, BenchError, Server, cli
@@ -538,7 +541,7 @@ def bench_logging(n: int, bench: Bench) -> None:
 
 
 # -- main ------------------------------------------------------------------------------
-PHASES = ["startup", "http", "write_path", "logging", "scale"]
+PHASES = ["startup", "http", "write_path", "logging", "scale", "assets"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -603,6 +606,8 @@ def main(argv: list[str] | None = None) -> int:
             bench_logging(logging_n, bench)
         if "scale" in phases:
             bench_scale(root, scale_n, scale_requests, bench)
+        if "assets" in phases:
+            bench_assets(root, bench, progress, quick=args.quick, keep=args.keep)
     except Exception as exc:  # the document still says what was measured
         traceback.print_exc()
         bench.doc["error"] = f"{type(exc).__name__}: {exc}"
