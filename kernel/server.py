@@ -9,12 +9,18 @@ import os
 import signal
 import socket
 
+import hypercorn.asyncio.tcp_server
 from hypercorn.asyncio.run import worker_serve
 from hypercorn.config import Config, Sockets
 from hypercorn.utils import wrap_app
 from starlette.applications import Starlette
 
 from kernel.errors import StartupError
+
+# Hypercorn reads a connection 64 KiB at a time; every read costs ~60 µs of Python on the
+# way to the app, which made a large upload cost a core at ~400 MB/s.  Reading what the
+# socket holds, up to 1 MiB, moves the same bytes in a few times fewer steps.
+hypercorn.asyncio.tcp_server.MAX_RECV = 1 << 20
 
 log = logging.getLogger("faceforge.server")
 GRACEFUL_SECONDS = 5.0

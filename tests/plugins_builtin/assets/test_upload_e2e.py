@@ -110,10 +110,10 @@ def test_a_client_leaving_mid_upload_leaves_no_row_no_blob_no_temp_file(server: 
             f"Content-Type: multipart/form-data; boundary={BOUNDARY}\r\n"
             f"Content-Length: {declared}\r\n\r\n".encode() + head)
         chunk = os.urandom(MiB)
-        for _ in range(3):  # past the first 1 MiB write: a staged file exists
+        for _ in range(20):  # past the first batch written (8 MiB): a staged file exists
             conn.sendall(chunk)
         wait_for(server.process, server.staged, "staged file in tmp/ for the upload")
-    # the connection is closed with 61 MiB still to come
+    # the connection is closed with 44 MiB still to come
     wait_for(server.process, lambda: not server.staged(), "removal of the staged file")
     with server.http() as http:
         listed = http.get("/v1/assets", params={"include_deleted": "true"})
