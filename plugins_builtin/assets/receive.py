@@ -23,7 +23,7 @@ from ff_plugin_sdk.storage import Storage
 FIELDS = frozenset({"meta", "kind", "entity_id", "role", "derived_from_asset_id"})
 MAX_FIELD_BYTES = 1024 * 1024
 MAX_FIELDS = 1000
-#: file bytes handed to the writer thread per trip: a trip costs ~1 ms, so fewer is better
+#: file bytes handed to the writer thread per trip (a trip costs well under a millisecond)
 BATCH_BYTES = 4 * 1024 * 1024
 #: how much of the file's start is kept for content sniffing
 SNIFF_BYTES = 8192
@@ -196,7 +196,8 @@ async def receive(stream: AsyncIterator[bytes], content_type: str, storage: Stor
 
     The network and the disk overlap: a writer task writes and hashes one batch while the
     next is received and parsed (taking turns, the upload ran at a third of the network's
-    speed).  At most three batches are in memory.
+    speed).  At most five batches (20 MiB) are in memory: one filling, three queued, one
+    being written.
     """
     received = Received()
     parts = _Parts(received, storage, max_file_bytes)
