@@ -87,7 +87,11 @@ def faceforge_asset_kinds() -> Sequence[AssetKind]:
 def faceforge_storage_providers() -> Sequence[StorageProviderType]:
     """Contribute storage provider types (``fs``, ``s3``) by name.
 
-    Called: once per start, before storage is configured.  Async: may be ``async def``.
+    Each type's ``factory(context)`` builds a :class:`ff_plugin_sdk.storage.StorageProvider`
+    from a :class:`ff_plugin_sdk.storage.StorageContext`; it is built unless its
+    ``storage.<name>`` config section says ``"enabled": false``, and uploads reach it through
+    ``storage.routing``.  Called: once per start, before plugins start.  Async: may be
+    ``async def``.
     """
 
 
@@ -182,5 +186,8 @@ def faceforge_event(kernel: Kernel, event: Event) -> None:
 def faceforge_asset_ingested(kernel: Kernel, asset: dict[str, Any]) -> None:
     """An asset's bytes were stored: derive thumbnails, extract metadata.
 
-    Called: once per newly stored asset, after its row commits.  Async: may be ``async def``.
+    Called: once per newly stored asset (not for a deduplicated upload), after its row
+    commits, in the background (``kernel.asset_ingested``): never on the request's path.
+    ``asset`` is the record as ``GET /v1/assets/{id}`` returns it.  Async: may be
+    ``async def``.
     """
