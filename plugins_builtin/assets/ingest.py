@@ -100,7 +100,7 @@ class Ingest:
                     await self._forget(provider_name, sha256)
                 raise
         if not deduplicated:
-            self.kernel.asset_ingested(asset)
+            self.kernel.asset_ingested({k: v for k, v in asset.items() if k[0] != "_"})
         return asset, deduplicated
 
     async def _still_stored(self, asset: dict[str, Any]) -> bool:
