@@ -16,7 +16,7 @@ from ff_plugin_sdk.storage import BlobMissing
 from plugins_builtin.assets.download import blob_response
 from plugins_builtin.assets.ingest import Ingest, Request, check_kind
 from plugins_builtin.assets.kinds import KIND_PATTERN
-from plugins_builtin.assets.receive import clean_filename, receive
+from plugins_builtin.assets.receive import filename_problem, receive
 from plugins_builtin.assets.store import AssetStore, Filters
 
 Hex64 = Annotated[str, Meta(pattern="^[0-9a-f]{64}$", description="SHA-256 hex")]
@@ -284,17 +284,14 @@ def routes(kernel: Kernel, store: AssetStore, ingest: Ingest,
         merges = {k: data.pop(k) for k in ("user_metadata", "plugin_data") if k in data}
         if "filename" in data:
             data["filename"] = data["filename"].strip()
-            # the rule an uploaded name is held to: a name, not a path
-            if clean_filename(data["filename"]) != data["filename"]:
-                raise ValidationFailed("filename must be a file name: not blank, not only "
-                                       "dots, no '/' or '\\', no control characters",
-                                       details=[{"path": "$.filename", "message": "invalid"}])
+            if problem := filename_problem(data["filename"]):
+                raise ValidationFailed(f"filename: {problem}", details=[
+                    {"path": "$.filename", "message": problem}])
         return with_etag(await store.update(asset_id, data, merges, if_match=versions))
 
     async def delete_asset(request: Any) -> None:
         """Soft-delete; its bytes are removed once no live asset needs them."""
         await store.delete(check_id(request.path_params["asset_id"]), if_match(request))
-        kernel.services["assets.collector"].wake()
 
     async def derived_assets(request: Any, query: PageQuery) -> AssetPage:
         """Assets derived from this one (thumbnails, extracted previews)."""

@@ -14,6 +14,7 @@ DEFAULT_INTERVAL_SECONDS = 300.0
 class Collector:
     def __init__(self, store: AssetStore, interval: float = DEFAULT_INTERVAL_SECONDS) -> None:
         self.store = store
+        store.on_deleted = self.wake  # a delete is a reason to sweep soon
         self.interval = interval
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None

@@ -81,6 +81,17 @@ def clean_filename(name: str) -> str:
     return name if name.strip(".") else "upload"
 
 
+def filename_problem(name: str) -> str | None:
+    """Why ``name`` (trimmed) cannot be an asset's file name, or None: the rule an uploaded
+    name is cleaned to, which a rename is held to as well."""
+    if not name:
+        return "A file name is required."
+    if clean_filename(name) != name:
+        return ("A file name is a name, not a path: no '/' or '\\', not only dots, no "
+                "control characters, at most 255 characters.")
+    return None
+
+
 class _Parts:
     """The parser's callbacks: collect headers, route data to the file or a field."""
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -122,6 +122,8 @@ class AssetStore:
         #: by the collector alike, so a collection never races an upload of the same bytes
         self.blob_locks = KeyedLocks()
         self.log = kernel.logger("assets")
+        #: called once a delete has committed (the collector sets it to wake up)
+        self.on_deleted: Callable[[], None] = lambda: None
 
     # -- entities (through the entities plugin's service) -------------------------------
     @property
@@ -326,6 +328,7 @@ class AssetStore:
             tx.execute("UPDATE assets SET deleted_at = ?, updated_at = ?,"
                        " version = version + 1 WHERE asset_id = ?", (now, now, asset_id))
             tx.event("asset.deleted", {"asset_id": asset_id})
+            tx.after_commit(self.on_deleted)
 
         await self.db.write(delete)
 

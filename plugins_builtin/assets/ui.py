@@ -30,8 +30,9 @@ from ff_plugin_sdk.conditional import parse_version
 from ff_plugin_sdk.storage import CHUNK_BYTES
 from plugins_builtin.assets import ingest as ingesting
 from plugins_builtin.assets.api import check_entity_id, check_id
+from plugins_builtin.assets.download import safe_inline
 from plugins_builtin.assets.kinds import KINDS, valid_kind
-from plugins_builtin.assets.receive import SNIFF_BYTES, clean_filename
+from plugins_builtin.assets.receive import SNIFF_BYTES, clean_filename, filename_problem
 from plugins_builtin.assets.store import AssetStore, Filters, Page
 
 TAB_PAGE = 24
@@ -54,24 +55,6 @@ def kind_names(*extra: str | None) -> list[str]:
 
 def is_image(asset: dict[str, Any]) -> bool:
     return str(asset["mime_type"]).startswith("image/")
-
-
-def viewable(asset: dict[str, Any]) -> bool:
-    """Safe to open inline on this origin: nothing that can run script (HTML, SVG, XML)."""
-    mime = str(asset["mime_type"])
-    return ((mime.startswith(("image/", "audio/", "video/")) and mime != "image/svg+xml")
-            or mime in ("application/pdf", "text/plain"))
-
-
-def check_filename(name: str) -> str | None:
-    """Why ``name`` cannot be a file name (as the API's PATCH checks it), or None."""
-    if not name:
-        return "A file name is required."
-    if any(c < " " or c == "\x7f" for c in name):
-        return "A file name cannot hold control characters."
-    if len(name) > 255:
-        return "A file name is at most 255 characters."
-    return None
 
 
 def form_role(form: Any) -> str | None:
@@ -195,7 +178,8 @@ def pages(kernel: Kernel, store: AssetStore) -> list[UIPage]:
                 "derived": derived.items, "more_derived": derived.next_cursor is not None,
                 "source": source, "kinds": kind_names(asset["kind"]), "errors": {},
                 "values": {"kind": asset["kind"], "filename": asset["filename"]},
-                "conflict": False, "notice": None, "viewable": viewable(asset)}
+                "conflict": False, "notice": None,
+                "viewable": safe_inline(asset["mime_type"])}
 
     async def detail(request: Request) -> Response:
         asset = await store.get(check_id(request.path_params["asset_id"]),
@@ -212,7 +196,7 @@ def pages(kernel: Kernel, store: AssetStore) -> list[UIPage]:
         errors = {}
         if not valid_kind(values["kind"]):
             errors["kind"] = "Use dotted lowercase words, such as image.original."
-        if message := check_filename(values["filename"]):
+        if message := filename_problem(values["filename"]):
             errors["filename"] = message
         asset = await store.get(asset_id)
         changes = {k: v for k, v in values.items() if v != asset[k]}
@@ -238,7 +222,6 @@ def pages(kernel: Kernel, store: AssetStore) -> list[UIPage]:
 
     async def delete(request: Request) -> Response:
         await store.delete(check_id(request.path_params["asset_id"]), None)
-        kernel.services["assets.collector"].wake()
         return kernel.templates.redirect(request, "/ui/assets?notice=deleted")
 
     # -- the Attachments tab's posts --------------------------------------------------------
