@@ -88,10 +88,9 @@ def faceforge_storage_providers() -> Sequence[StorageProviderType]:
     """Contribute storage provider types (``fs``, ``s3``) by name.
 
     Each type's ``factory(context)`` builds a :class:`ff_plugin_sdk.storage.StorageProvider`
-    from a :class:`ff_plugin_sdk.storage.StorageContext`; it is built unless its
-    ``storage.<name>`` config section says ``"enabled": false``, and uploads reach it through
-    ``storage.routing``.  Called: once per start, before plugins start.  Async: may be
-    ``async def``.
+    from a :class:`ff_plugin_sdk.storage.StorageContext` at start (the built-in ``s3`` only
+    when ``storage.s3.enabled``), and uploads reach it through ``storage.routing``.
+    Called: once per start, before plugins start.  Async: may be ``async def``.
     """
 
 

@@ -1,8 +1,8 @@
 """Storage: the configured providers and the upload routing rules (spec §3.2, §6.3).
 
 Provider *types* come from plugins (``faceforge_storage_providers``; ``fs`` and ``s3`` from
-:mod:`providers`).  A type is built unless its ``storage.<name>`` section says
-``"enabled": false`` (``s3`` is off until ``storage.s3.enabled``); ``fs`` always exists,
+:mod:`providers`).  Each is built at start, except ``s3``, which is off until
+``storage.s3.enabled`` (or the managed SeaweedFS, ``seaweed.enabled``); ``fs`` always exists,
 because it is where an upload falls back to when the chosen store cannot be reached.
 """
 
@@ -103,12 +103,9 @@ class Storage:
         self.open()
 
     def _enabled(self, name: str) -> bool:
-        if name == "s3" and self.settings.config.seaweed.enabled:
-            return True  # the managed SeaweedFS is there to be used
-        section = getattr(self.settings.config.storage, name, None)
-        if section is None:
-            return True
-        return bool(getattr(section, "enabled", True))
+        config = self.settings.config
+        # the managed SeaweedFS is there to be used
+        return name != "s3" or config.storage.s3.enabled or config.seaweed.enabled
 
     def open(self) -> None:
         """Build each enabled provider; a missing ``fs`` or a failing factory names the plugin."""
@@ -116,7 +113,7 @@ class Storage:
             raise PluginError("no plugin provides the 'fs' storage provider (is the "
                               "'storage' plugin disabled?)")
         for name, (plugin, kind) in self.types.items():
-            if name != FALLBACK and not self._enabled(name):
+            if not self._enabled(name):
                 continue
             try:
                 self.providers[name] = kind.factory(self.context)
