@@ -19,7 +19,6 @@ from types import TracebackType
 from typing import Literal
 
 import anyio
-import httpx
 from anyio.abc import Process
 
 DEFAULT_S3_PORT = 43211  # spec §12.1
@@ -323,6 +322,8 @@ class SeaweedProcess:
         return code
 
     async def _mark_running_when_healthy(self, proc: Process) -> None:
+        import httpx  # here: Core imports this module at every start, SeaweedFS runs rarely
+
         url = self.settings.endpoint_url + "/"
         # trust_env=False: an HTTP(S)_PROXY from the environment must not see loopback calls.
         async with httpx.AsyncClient(timeout=1.0, trust_env=False) as client:
