@@ -158,11 +158,15 @@ def test_attachments_journey(page: Page, live_server: tuple[str, str], api: http
     expect(page).to_have_url(re.compile(rf"[?&]q={unique}(&|$)"))
     results = page.locator("#results")
     expect(results.locator("tr[data-asset-id]")).to_have_count(2)
+    # each step waits for its own answer (the URL it pushes), not for a row count an
+    # earlier answer may also have
     page.get_by_label("Kind").select_option("image.original")
+    expect(page).to_have_url(re.compile(r"[?&]kind=image\.original(&|$)"))
     expect(results.locator("tr[data-asset-id]")).to_have_count(1)
     expect(results.locator("tr[data-asset-id]")).to_contain_text(image_name)
     page.get_by_label("Kind").select_option("")
     page.get_by_label("MIME type").fill("text/")
+    expect(page).to_have_url(re.compile(r"^[^#]*[?&]mime=text%2F(&|$)(?!.*kind=)"))
     expect(results.locator("tr[data-asset-id]")).to_have_count(1)
     expect(results.locator("tr[data-asset-id]")).to_contain_text(notes_name)
     assert page.evaluate("window.__marker") == 3, "filtering reloaded the page"
