@@ -9,6 +9,7 @@ posts to ``/ui/entities/{id}/attachments/upload``, bounded by the UI's body limi
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -55,6 +56,23 @@ def kind_names(*extra: str | None) -> list[str]:
 
 def is_image(asset: dict[str, Any]) -> bool:
     return str(asset["mime_type"]).startswith("image/")
+
+
+def metadata_text(asset: dict[str, Any]) -> str:
+    return json.dumps(asset["user_metadata"], indent=2, ensure_ascii=False)
+
+
+def parse_metadata(text: str) -> tuple[dict[str, Any], str | None]:
+    """User metadata typed as JSON: (the object, None) or ({}, why it is not one)."""
+    if not text.strip():
+        return {}, None
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        return {}, f"This is not valid JSON: {exc}."
+    if not isinstance(value, dict):
+        return {}, "User metadata is a JSON object: {\"key\": value, ...}."
+    return value, None
 
 
 def form_role(form: Any) -> str | None:
@@ -177,7 +195,8 @@ def pages(kernel: Kernel, store: AssetStore) -> list[UIPage]:
                 "more_linked": len(asset["linked_entity_ids"]) - len(linked_ids),
                 "derived": derived.items, "more_derived": derived.next_cursor is not None,
                 "source": source, "kinds": kind_names(asset["kind"]), "errors": {},
-                "values": {"kind": asset["kind"], "filename": asset["filename"]},
+                "values": {"kind": asset["kind"], "filename": asset["filename"],
+                           "user_metadata": metadata_text(asset)},
                 "conflict": False, "notice": None,
                 "viewable": safe_inline(asset["mime_type"])}
 
@@ -200,11 +219,21 @@ def pages(kernel: Kernel, store: AssetStore) -> list[UIPage]:
             errors["filename"] = message
         asset = await store.get(asset_id)
         changes = {k: v for k, v in values.items() if v != asset[k]}
+        merges: dict[str, dict[str, Any]] = {}
+        values["user_metadata"] = metadata_text(asset)
+        if "user_metadata" in form:  # the whole object as edited: a removed key is removed
+            values["user_metadata"] = str(form["user_metadata"])
+            edited, problem = parse_metadata(values["user_metadata"])
+            if problem:
+                errors["user_metadata"] = problem
+            elif edited != asset["user_metadata"]:
+                merges["user_metadata"] = {**{k: None for k in asset["user_metadata"]},
+                                           **edited}
         status = 422 if errors else 200
-        if not errors and changes:
+        if not errors and (changes or merges):
             version = parse_version(str(form.get("version") or ""))
             try:
-                await store.update(asset_id, changes, {},
+                await store.update(asset_id, changes, merges,
                                    if_match=None if version is None else frozenset({version}))
             except PreconditionFailed:
                 status = 409

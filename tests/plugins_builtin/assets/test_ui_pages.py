@@ -277,6 +277,27 @@ async def test_bad_edits_show_inline_errors_and_change_nothing(ui, client):
     assert (await client.get(f"/v1/assets/{notes['asset_id']}")).json()["version"] == 1
 
 
+async def test_edit_user_metadata_as_json(ui, client):
+    notes = await upload(client, "notes.txt", b"notes\n", meta='{"source": "scan", "page": 3}')
+    url = f"/ui/assets/{notes['asset_id']}"
+    shown = tags(await page(ui, url), "textarea", name="user_metadata")[0]
+    assert shown.attrs["id"] == "edit-metadata"
+    # the object as edited replaces the old one: "page" is removed, "lang" added
+    r = await post_form(ui, url + "/edit", {"kind": "file", "filename": "notes.txt",
+                                            "user_metadata": '{"source": "scan", "lang": "en"}',
+                                            "version": "1"})
+    assert r.status_code == 303
+    asset = (await client.get(f"/v1/assets/{notes['asset_id']}")).json()
+    assert asset["user_metadata"] == {"source": "scan", "lang": "en"}
+    for bad, why in (("[1, 2]", "JSON object"), ("{oops", "not valid JSON")):
+        r = await post_form(ui, url + "/edit", {"kind": "file", "filename": "notes.txt",
+                                                "user_metadata": bad, "version": "2"})
+        assert r.status_code == 422 and why in r.text
+        assert tags(r.text, "textarea", name="user_metadata")[0].attrs["aria-invalid"] == "true"
+    after = (await client.get(f"/v1/assets/{notes['asset_id']}")).json()
+    assert (after["user_metadata"], after["version"]) == ({"source": "scan", "lang": "en"}, 2)
+
+
 async def test_an_edit_made_meanwhile_is_not_overwritten(ui, client):
     notes = await upload(client, "notes.txt", b"notes\n")
     r = await client.patch(f"/v1/assets/{notes['asset_id']}", json={"filename": "theirs.txt"})
