@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from ff_plugin_sdk.jsontext import NotJson, parse_json
 from ff_plugin_sdk.types import ApiRoute
 from kernel.auth import declare
 from kernel.errors import BadRequest, ValidationFailed
@@ -78,12 +79,14 @@ async def decode_body(request: Request, body_type: Any, required: bool = True) -
         raise BadRequest("the request needs a JSON body", code="invalid_json")
     try:
         return msgspec.json.decode(data, type=body_type)
+    except RecursionError:  # [[[[... deeper than a parser follows
+        raise BadRequest("malformed JSON: nested too deeply", code="invalid_json") from None
     except msgspec.ValidationError as exc:
         # a typed decode stops at the first wrong type, before seeing that ``[1,`` is
         # truncated: malformed JSON must still be a 400, whatever its first value
         try:
-            msgspec.json.decode(data)
-        except (msgspec.DecodeError, UnicodeDecodeError) as malformed:
+            parse_json(data)
+        except NotJson as malformed:
             raise BadRequest(f"malformed JSON: {malformed}", code="invalid_json") from exc
         raise validation_error(exc) from exc
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # not UTF-8 is malformed too

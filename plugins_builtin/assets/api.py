@@ -12,6 +12,7 @@ from starlette.responses import Response
 
 from ff_plugin_sdk import SQL_INT_MAX, ApiRoute, Kernel, NotFound, ValidationFailed
 from ff_plugin_sdk.conditional import if_match, not_modified, version_etag
+from ff_plugin_sdk.jsontext import NotJson, parse_json
 from ff_plugin_sdk.storage import BlobMissing
 from plugins_builtin.assets.download import blob_response
 from plugins_builtin.assets.ingest import Ingest, Request, check_kind
@@ -182,8 +183,8 @@ def parse_meta(text: str | None) -> dict[str, Any] | None:
     if text is None or not text.strip():
         return None
     try:
-        meta = msgspec.json.decode(text)
-    except msgspec.DecodeError as exc:
+        meta = parse_json(text)
+    except NotJson as exc:
         raise ValidationFailed(f"meta is not valid JSON: {exc}", details=[
             {"path": "form.meta", "message": "invalid JSON"}]) from exc
     if not isinstance(meta, dict):

@@ -19,6 +19,7 @@ from ff_plugin_sdk import (
     PreconditionFailed,
     WriteTx,
 )
+from ff_plugin_sdk.jsontext import parse_json
 from ff_plugin_sdk.storage import StorageUnavailable
 
 
@@ -57,9 +58,8 @@ def encode_cursor(order: str, seq: int) -> str:
 
 def decode_cursor(cursor: str, order: str) -> int:
     try:
-        c_order, seq = msgspec.json.decode(
-            base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (ValueError, TypeError, msgspec.DecodeError) as exc:
+        c_order, seq = parse_json(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (ValueError, TypeError) as exc:  # NotJson is a ValueError
         raise BadRequest("cursor is not one this server issued", code="invalid_cursor") from exc
     if c_order != order:
         raise BadRequest("cursor belongs to another sort order; start again without it",

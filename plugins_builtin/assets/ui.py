@@ -28,6 +28,7 @@ from ff_plugin_sdk import (
     ValidationFailed,
 )
 from ff_plugin_sdk.conditional import parse_version
+from ff_plugin_sdk.jsontext import NotJson, parse_json
 from ff_plugin_sdk.storage import CHUNK_BYTES
 from plugins_builtin.assets import ingest as ingesting
 from plugins_builtin.assets.api import check_entity_id, check_id
@@ -67,8 +68,8 @@ def parse_metadata(text: str) -> tuple[dict[str, Any], str | None]:
     if not text.strip():
         return {}, None
     try:
-        value = json.loads(text)
-    except ValueError as exc:
+        value = parse_json(text)
+    except NotJson as exc:
         return {}, f"This is not valid JSON: {exc}."
     if not isinstance(value, dict):
         return {}, "User metadata is a JSON object: {\"key\": value, ...}."

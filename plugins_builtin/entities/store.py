@@ -21,6 +21,7 @@ from ff_plugin_sdk import (
     ValidationFailed,
     WriteTx,
 )
+from ff_plugin_sdk.jsontext import parse_json
 
 #: sort name -> (SQL key, row column, whether the key alone is unique).  Creation order is
 #: ``seq``: ``created_at`` is taken inside the writer's transaction, so the two agree.
@@ -70,8 +71,8 @@ def encode_cursor(sort_by: str, order: str, key: Any, entity_id: str) -> str:
 def decode_cursor(cursor: str, sort_by: str, order: str) -> tuple[Any, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        c_sort, c_order, key, entity_id = msgspec.json.decode(raw)
-    except (ValueError, msgspec.DecodeError, TypeError) as exc:
+        c_sort, c_order, key, entity_id = parse_json(raw)
+    except (ValueError, TypeError) as exc:  # NotJson is a ValueError
         raise BadRequest("cursor is not one this server issued", code="invalid_cursor") from exc
     if (c_sort, c_order) != (sort_by, order):
         raise BadRequest("cursor belongs to another sort order; start again without it",

@@ -20,6 +20,7 @@ from ff_plugin_sdk import (
     ValidationFailed,
 )
 from ff_plugin_sdk.conditional import parse_version
+from ff_plugin_sdk.jsontext import NotJson, parse_json
 from plugins_builtin.entities.api import EntityCreate, check_id, normalize
 from plugins_builtin.entities.store import SORTS, EntityStore
 
@@ -60,8 +61,8 @@ def _plain(value: Any) -> bool:
     if not isinstance(value, str) or value != value.strip() or _NEWLINE.search(value):
         return False
     try:
-        msgspec.json.decode(value)
-    except msgspec.DecodeError:
+        parse_json(value)
+    except NotJson:
         return True
     return value == ""
 
@@ -77,8 +78,8 @@ def parse_fields(text: str) -> tuple[dict[str, Any], str | None]:
             return fields, f"line {number}: write each field as 'name: value'"
         value = value.strip()
         try:
-            parsed: Any = msgspec.json.decode(value) if value else ""
-        except msgspec.DecodeError:
+            parsed: Any = parse_json(value) if value else ""
+        except NotJson:
             parsed = value
         fields[key if line.lstrip().startswith('"') else key.strip()] = parsed
     return fields, None
