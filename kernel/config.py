@@ -174,6 +174,8 @@ def _read_json(path: Path) -> Any:
         raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from exc
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ConfigError(f"{path} is not valid JSON: {exc}") from exc
+    except RecursionError:
+        raise ConfigError(f"{path} is not valid JSON: nested too deeply") from None
 
 
 def write_private_json(path: Path, data: Any) -> None:

@@ -73,9 +73,10 @@ def test_a_world_readable_core_json_is_made_private(home: Path, write_core_json)
         assert mode(path) == 0o600
 
 
-def test_invalid_json_names_the_file(home: Path, write_core_json) -> None:
+@pytest.mark.parametrize("text", ['{"network": {"core_port": 1,}}', "[" * 100_000])
+def test_invalid_json_names_the_file(home: Path, write_core_json, text: str) -> None:
     path = write_core_json({})
-    path.write_text('{"network": {"core_port": 1,}}', encoding="utf-8")
+    path.write_text(text, encoding="utf-8")
     with pytest.raises(ConfigError) as info:
         load_settings(home, env={})
     message = str(info.value)
