@@ -64,6 +64,10 @@ class Asset(msgspec.Struct, kw_only=True):
     version: int
     #: False once the bytes of a deleted asset were removed
     blob_present: bool
+    #: pixels and seconds, lifted from ``extracted_metadata`` (null until extracted)
+    width: int | None = None
+    height: int | None = None
+    duration_seconds: float | None = None
 
 
 class Uploaded(Asset, kw_only=True):

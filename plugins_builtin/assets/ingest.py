@@ -62,6 +62,12 @@ class Ingest:
                 raise NotFound(f"no asset with id {request.derived_from!r} to derive from",
                                code="asset_not_found")
 
+    async def add(self, staged: StagedFile, sha256: str,
+                  **request: Any) -> tuple[dict[str, Any], bool]:
+        """:meth:`staged` for other plugins, which cannot import :class:`Request`: its
+        fields as keywords (``filename``, ``kind``, ``derived_from``, ``meta``, ...)."""
+        return await self.staged(staged, sha256, Request(**request))
+
     async def staged(self, staged: StagedFile, sha256: str,
                      request: Request) -> tuple[dict[str, Any], bool]:
         """Record a finished staged file as an asset; returns (asset, deduplicated).

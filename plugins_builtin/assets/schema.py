@@ -51,4 +51,15 @@ MIGRATIONS = [
         CREATE INDEX asset_links_asset ON asset_links(asset_id, entity_id);
         """,
     ),
+    Migration(
+        version=2,
+        name="media dimensions lifted from extracted metadata",
+        sql="""
+        -- width/height in pixels (images, video), duration in seconds (audio, video): set by
+        -- metadata extraction, NULL until then or when the file has none
+        ALTER TABLE assets ADD COLUMN width INTEGER;
+        ALTER TABLE assets ADD COLUMN height INTEGER;
+        ALTER TABLE assets ADD COLUMN duration_seconds REAL;
+        """,
+    ),
 ]

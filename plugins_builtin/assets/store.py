@@ -27,7 +27,8 @@ def _columns(t: str = "") -> str:
     """What every read selects, in this order: rows are unpacked by position."""
     return (f"{t}seq, {t}asset_id, {t}kind, {t}filename, {t}mime_type, {t}size, {t}provider,"
             f" {t}bucket, {t}blob_state, {t}owner_type, {t}owner_id, {t}derived_from_asset_id,"
-            f" {t}version, {t}created_at, {t}updated_at, {t}deleted_at, '[' ||"
+            f" {t}version, {t}created_at, {t}updated_at, {t}deleted_at, {t}width, {t}height,"
+            f" {t}duration_seconds, '[' ||"
             f" {t}extracted_metadata || ',' || {t}user_metadata || ',' || {t}plugin_data"
             f" || ']' AS json")
 
@@ -39,7 +40,8 @@ ENTITIES_SERVICE = "entities.store"
 
 def row_to_dict(row: Any) -> dict[str, Any]:
     (seq, asset_id, kind, filename, mime, size, provider, bucket, blob_state, owner_type,
-     owner_id, derived, version, created, updated, deleted, json) = row
+     owner_id, derived, version, created, updated, deleted, width, height, duration,
+     json) = row
     extracted, user, plugin_data = _JSON_PARTS.decode(json)
     return {"asset_id": asset_id, "content_hash": asset_id, "kind": kind, "filename": filename,
             "mime_type": mime, "size": size, "size_bytes": size, "provider": provider,
@@ -49,6 +51,7 @@ def row_to_dict(row: Any) -> dict[str, Any]:
             "derived_from_asset_id": derived, "extracted_metadata": extracted,
             "user_metadata": user, "plugin_data": plugin_data, "version": version,
             "created_at": created, "updated_at": updated, "deleted_at": deleted,
+            "width": width, "height": height, "duration_seconds": duration,
             "linked_entity_ids": [], "_seq": seq}
 
 
@@ -320,6 +323,25 @@ class AssetStore:
         await self.db.write(update)
         return await self.get(asset_id)
 
+    async def set_extracted(self, asset_id: str, metadata: dict[str, Any], *,
+                            width: int | None = None, height: int | None = None,
+                            duration_seconds: float | None = None) -> bool:
+        """Store what was read from the file (``extracted_metadata`` replaced whole) and the
+        dimensions lifted from it; False when the asset is gone or deleted."""
+        now = self.kernel.now()
+
+        def set_extracted(tx: WriteTx) -> bool:
+            if not tx.changes(
+                    "UPDATE assets SET extracted_metadata = ?, width = ?, height = ?,"
+                    " duration_seconds = ?, version = version + 1, updated_at = ?"
+                    " WHERE asset_id = ? AND deleted_at IS NULL",
+                    (_j(metadata), width, height, duration_seconds, now, asset_id)):
+                return False
+            tx.event("asset.updated", {"asset_id": asset_id, "changed": ["extracted_metadata"]})
+            return True
+
+        return await self.db.write(set_extracted)
+
     async def delete(self, asset_id: str, if_match: frozenset[int] | None) -> None:
         now = self.kernel.now()
 
@@ -368,9 +390,9 @@ class AssetStore:
             f"SELECT {_columns('a.')}, l.role, l.seq FROM asset_links l"
             f" JOIN assets a ON a.asset_id = l.asset_id"
             f" WHERE {' AND '.join(where)} ORDER BY l.seq LIMIT ?", (*params, limit + 1))
-        items = [(row_to_dict(r[:17]), r[17]) for r in rows[:limit]]
+        items = [(row_to_dict(r[:-2]), r[-2]) for r in rows[:limit]]
         await self._with_links([a for a, _ in items])
-        next_cursor = encode_cursor("link", rows[limit - 1][18]) if len(rows) > limit else None
+        next_cursor = encode_cursor("link", rows[limit - 1][-1]) if len(rows) > limit else None
         return items, next_cursor
 
     # -- the collector ---------------------------------------------------------------------

@@ -319,6 +319,24 @@ class EntityStore:
 
         return await self.db.write(update)
 
+    async def offer_thumbnail(self, entity_id: str, asset_id: str) -> bool:
+        """Make ``asset_id`` the entity's primary thumbnail unless it already has one (for
+        the thumbnails plugin); returns whether it was set."""
+        await self.check_thumbnail(asset_id)
+
+        def offer(tx: WriteTx) -> bool:
+            now = self.kernel.now()
+            if not tx.changes(
+                    "UPDATE entities SET primary_thumbnail_asset_id = ?, updated_at = ?,"
+                    " version = version + 1 WHERE entity_id = ? AND deleted_at IS NULL"
+                    " AND primary_thumbnail_asset_id IS NULL", (asset_id, now, entity_id)):
+                return False
+            tx.event("entity.updated", {"entity_id": entity_id,
+                                        "changed": ["primary_thumbnail_asset_id"]})
+            return True
+
+        return await self.db.write(offer)
+
     async def set_deleted(self, entity_id: str, deleted: bool,
                           if_match: Collection[int] | None = None) -> dict[str, Any]:
         """Soft-delete or restore; restoring a live entity changes nothing."""
