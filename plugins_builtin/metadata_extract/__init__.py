@@ -1,0 +1,1 @@
+"""Metadata extraction: ExifTool, PNG text chunks and safetensors headers."""

@@ -1,0 +1,1 @@
+"""Thumbnails: image.thumbnail assets derived from every ingested image."""
