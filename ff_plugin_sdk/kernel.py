@@ -126,6 +126,12 @@ class Kernel(Protocol):
 
     @property
     def home(self) -> Path: ...
+    @property
+    def tools_dir(self) -> Path:
+        """Where users put external programs (``<home>/tools`` unless configured)."""
+    def tools_config(self) -> dict[str, Any]:
+        """The ``tools`` section of ``config/core.json`` (``exiftool_enabled``,
+        ``exiftool_path``)."""
     def now(self) -> str:
         """The current time as the one timestamp format (RFC 3339, UTC, ``...Z``)."""
     def plugin_config(self, plugin: str) -> dict[str, Any]:

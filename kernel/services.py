@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 from starlette.requests import Request
 
 from ff_plugin_sdk.types import ApiRoute, EntityTab, JobType, NavEntry
@@ -111,6 +112,13 @@ class Kernel:
     @property
     def home(self) -> Path:
         return self.settings.paths.home
+
+    @property
+    def tools_dir(self) -> Path:
+        return self.settings.paths.tools_dir
+
+    def tools_config(self) -> dict[str, Any]:
+        return msgspec.structs.asdict(self.config.tools)
 
     @staticmethod
     def now() -> str:
