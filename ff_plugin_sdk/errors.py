@@ -23,6 +23,7 @@ class FaceForgeError(Exception):
         code: str | None = None,
         details: list[Any] | None = None,
         status: int | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -31,6 +32,8 @@ class FaceForgeError(Exception):
         if status is not None:
             self.status = status
         self.details: list[Any] = details or []
+        #: extra response headers (a protocol's own, such as tus's ``Tus-Resumable``)
+        self.headers: dict[str, str] = dict(headers or {})
 
 
 class BadRequest(FaceForgeError):

@@ -80,6 +80,9 @@ class ApiRoute:
     #: a body that is not JSON (a multipart upload), as an OpenAPI ``requestBody``; the
     #: endpoint reads it from the request itself
     raw_body: dict[str, Any] | None = None
+    #: headers on every answer of this route, including the kernel's own refusals (401,
+    #: 403, 413): a protocol's mandatory headers, such as tus's ``Tus-Resumable``
+    headers: dict[str, str] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hmac
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import quote
@@ -24,7 +24,7 @@ from urllib.parse import quote
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ff_plugin_sdk.types import PUBLIC, SCOPE_PATTERN, Principal
 from kernel.envelope import error_response
@@ -149,11 +149,17 @@ class RoutePolicy:
 
     scope: str
     max_body_bytes: int | None = None
+    #: headers on every answer of the route, the kernel's refusals included
+    headers: tuple[tuple[bytes, bytes], ...] = ()
 
 
-def declare(route: BaseRoute, scope: str, max_body_bytes: int | None = None) -> BaseRoute:
+def declare(route: BaseRoute, scope: str, max_body_bytes: int | None = None,
+            headers: Mapping[str, str] | None = None) -> BaseRoute:
     """Attach a route's policy (read by :class:`AuthMiddleware` and the body limit)."""
-    route.faceforge_policy = RoutePolicy(scope, max_body_bytes)  # type: ignore[attr-defined]
+    encoded = tuple((k.lower().encode("latin-1"), v.encode("latin-1"))
+                    for k, v in (headers or {}).items())
+    route.faceforge_policy = RoutePolicy(  # type: ignore[attr-defined]
+        scope, max_body_bytes, encoded)
     return route
 
 
@@ -207,6 +213,8 @@ class AuthMiddleware:
         scope["ff.principal"] = principal
         policy = self.table.policy_for(method, path)
         scope["ff.route_policy"] = policy
+        if policy is not None and policy.headers:
+            send = _adding(send, policy.headers)
         required = policy.scope if policy is not None else None
         response: Response | None = None
         if required == PUBLIC:
@@ -244,6 +252,19 @@ class AuthMiddleware:
                               "missing or invalid install token; send 'Authorization: Bearer"
                               " <token>' (see 'faceforge token')",
                               headers={"WWW-Authenticate": "Bearer"})
+
+
+def _adding(send: Send, headers: tuple[tuple[bytes, bytes], ...]) -> Send:
+    """``send`` that puts ``headers`` on the response (unless the app set them itself)."""
+
+    async def sending(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            have = {key for key, _ in message.get("headers", ())}
+            message["headers"] = [*message.get("headers", ()),
+                                  *((k, v) for k, v in headers if k not in have)]
+        await send(message)
+
+    return sending
 
 
 def principal_of(request: Request) -> Principal | None:

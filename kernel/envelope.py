@@ -58,8 +58,11 @@ async def _html_or_json(request: Request, status: int, code: str, message: str,
 
 async def handle_faceforge_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, FaceForgeError)
-    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-    return await _html_or_json(request, exc.status, exc.code, exc.message, exc.details, headers)
+    headers = dict(getattr(exc, "headers", None) or {})
+    if exc.status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
+    return await _html_or_json(request, exc.status, exc.code, exc.message, exc.details,
+                               headers or None)
 
 
 async def handle_http_exception(request: Request, exc: Exception) -> Response:

@@ -119,6 +119,6 @@ def build_route(api: ApiRoute, path: str) -> Route:
 
     route = Route(path, handle, methods=list(api.methods),
                   name=getattr(endpoint, "__name__", None))
-    declare(route, api.scope, api.max_body_bytes)
+    declare(route, api.scope, api.max_body_bytes, api.headers)
     return route
 

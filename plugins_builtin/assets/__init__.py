@@ -2,11 +2,13 @@
 links, the Attachments tab and the Assets pages.
 
 Services published for other plugins: ``assets.store`` (:class:`AssetStore`),
-``assets.ingest`` (:class:`Ingest`: turn staged bytes into an asset) and
-``assets.collector``.
+``assets.ingest`` (:class:`Ingest`: turn staged bytes into an asset), ``assets.collector``
+and ``assets.uploads`` (:class:`Uploads`: resumable uploads, spoken as tus at
+``/v1/uploads``).
 
 Settings (``plugins.assets`` in ``config/core.json``): ``max_upload_bytes`` (default 1 TiB),
-``collect_interval_seconds`` (default 300).
+``collect_interval_seconds`` (default 300), ``upload_expiry_seconds`` (default 86400: how
+long an unfinished resumable upload is kept after its last bytes).
 """
 
 from __future__ import annotations
@@ -26,14 +28,16 @@ from ff_plugin_sdk import (
     UIPage,
     hookimpl,
 )
-from plugins_builtin.assets import api, ui
+from plugins_builtin.assets import api, tus, ui
 from plugins_builtin.assets.collector import DEFAULT_INTERVAL_SECONDS, Collector
 from plugins_builtin.assets.ingest import Ingest
 from plugins_builtin.assets.kinds import KINDS
+from plugins_builtin.assets.resumable import Uploads
 from plugins_builtin.assets.schema import MIGRATIONS
 from plugins_builtin.assets.store import AssetStore
 
 DEFAULT_MAX_UPLOAD_BYTES = 1024**4
+DEFAULT_UPLOAD_EXPIRY_SECONDS = 24 * 3600
 
 
 def _setting(kernel: Kernel, key: str, default: Any) -> Any:
@@ -43,16 +47,21 @@ def _setting(kernel: Kernel, key: str, default: Any) -> Any:
     return value
 
 
-def parts(kernel: Kernel) -> tuple[AssetStore, Ingest, Collector]:
-    """This kernel's store, ingest path and collector, made once and published."""
+def parts(kernel: Kernel) -> tuple[AssetStore, Ingest, Collector, Uploads]:
+    """This kernel's store, ingest path, collector and uploads, made once and published."""
     services = kernel.services
     if "assets.store" not in services:
         store = AssetStore(kernel)
+        ingest = Ingest(kernel, store)
         services["assets.store"] = store
-        services["assets.ingest"] = Ingest(kernel, store)
+        services["assets.ingest"] = ingest
         services["assets.collector"] = Collector(
             store, _setting(kernel, "collect_interval_seconds", DEFAULT_INTERVAL_SECONDS))
-    return services["assets.store"], services["assets.ingest"], services["assets.collector"]
+        services["assets.uploads"] = Uploads(
+            kernel, store, ingest,
+            _setting(kernel, "upload_expiry_seconds", DEFAULT_UPLOAD_EXPIRY_SECONDS))
+    return (services["assets.store"], services["assets.ingest"],
+            services["assets.collector"], services["assets.uploads"])
 
 
 @hookimpl
@@ -73,19 +82,23 @@ def faceforge_asset_kinds() -> list[AssetKind]:
 
 @hookimpl
 def faceforge_routes(kernel: Kernel) -> list[ApiRoute]:
-    store, ingest, _ = parts(kernel)
-    return api.routes(kernel, store, ingest,
-                      int(_setting(kernel, "max_upload_bytes", DEFAULT_MAX_UPLOAD_BYTES)))
+    store, ingest, _, uploads = parts(kernel)
+    limit = int(_setting(kernel, "max_upload_bytes", DEFAULT_MAX_UPLOAD_BYTES))
+    return [*api.routes(kernel, store, ingest, limit), *tus.routes(uploads, ingest, limit)]
 
 
 @hookimpl
 def faceforge_startup(kernel: Kernel) -> None:
-    parts(kernel)[2].start()
+    _, _, collector, uploads = parts(kernel)
+    collector.start()
+    uploads.start()
 
 
 @hookimpl
 async def faceforge_shutdown(kernel: Kernel) -> None:
-    await parts(kernel)[2].stop()
+    _, _, collector, uploads = parts(kernel)
+    await uploads.stop()
+    await collector.stop()
 
 
 @hookimpl

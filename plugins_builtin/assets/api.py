@@ -182,7 +182,7 @@ def with_etag(asset: dict[str, Any], status: int = 200, **extra: Any) -> Respons
                     headers={"ETag": version_etag(asset)})
 
 
-def parse_meta(text: str | None) -> dict[str, Any] | None:
+def parse_meta(text: str | None, source: str = "form") -> dict[str, Any] | None:
     """The companion ``_meta.json``: a JSON object, merged into ``user_metadata``."""
     if text is None or not text.strip():
         return None
@@ -190,49 +190,52 @@ def parse_meta(text: str | None) -> dict[str, Any] | None:
         meta = parse_json(text)
     except NotJson as exc:
         raise ValidationFailed(f"meta is not valid JSON: {exc}", details=[
-            {"path": "form.meta", "message": "invalid JSON"}]) from exc
+            {"path": f"{source}.meta", "message": "invalid JSON"}]) from exc
     if not isinstance(meta, dict):
         raise ValidationFailed("meta must be a JSON object", details=[
-            {"path": "form.meta", "message": "not an object"}])
+            {"path": f"{source}.meta", "message": "not an object"}])
     return meta
 
 
-def _one_id(values: list[str], name: str) -> str | None:
+def _one_id(values: list[str], name: str, source: str) -> str | None:
     if not values:
         return None
     if len(values) > 1:
         raise ValidationFailed(f"{name} given more than once", details=[
-            {"path": f"form.{name}", "message": "more than one value"}])
-    return _hex_field(values[0], name)
+            {"path": f"{source}.{name}", "message": "more than one value"}])
+    return _hex_field(values[0], name, source)
 
 
-def _hex_field(value: str, name: str) -> str:
+def _hex_field(value: str, name: str, source: str) -> str:
     value = value.strip()
     if not _ID.match(value):
         raise ValidationFailed(f"{name} must be a SHA-256 hex id; got {value[:80]!r}",
-                               details=[{"path": f"form.{name}", "message": "not an id"}])
+                               details=[{"path": f"{source}.{name}", "message": "not an id"}])
     return value
 
 
 def upload_request(query: UploadQuery, fields: dict[str, list[str]], filename: str,
-                   declared_type: str | None, head: bytes) -> Request:
-    """The request's fields (form or query string; the form wins) as an ingest request."""
+                   declared_type: str | None, head: bytes, source: str = "form") -> Request:
+    """The request's fields (form or query string; the form wins) as an ingest request;
+    ``source`` names where the fields came from in error details."""
     kind = (fields.get("kind") or [None])[-1] or query.kind
     check_kind(kind)
     role = (fields.get("role") or [None])[-1] or query.role
     if role is not None and not 1 <= len(role) <= 100:
         raise ValidationFailed("role must be 1 to 100 characters", details=[
-            {"path": "form.role", "message": "length"}])
-    entity_ids = [_hex_field(v, "entity_id") for v in fields.get("entity_id", [])]
+            {"path": f"{source}.role", "message": "length"}])
+    entity_ids = [_hex_field(v, "entity_id", source) for v in fields.get("entity_id", [])]
     if role is not None and not entity_ids and not query.entity_id:
         raise ValidationFailed("role is the role of a link: give an entity_id to link to",
-                               details=[{"path": "form.role", "message": "no entity_id"}])
-    derived = _one_id(fields.get("derived_from_asset_id", []), "derived_from_asset_id")
+                               details=[{"path": f"{source}.role", "message": "no entity_id"}])
+    derived = _one_id(fields.get("derived_from_asset_id", []), "derived_from_asset_id",
+                      source)
     metas = fields.get("meta", [])
     if len(metas) > 1:
         raise ValidationFailed("meta given more than once", details=[
-            {"path": "form.meta", "message": "more than one value"}])
-    return Request(filename=filename, kind=kind, meta=parse_meta(metas[0] if metas else None),
+            {"path": f"{source}.meta", "message": "more than one value"}])
+    meta = parse_meta(metas[0] if metas else None, source)
+    return Request(filename=filename, kind=kind, meta=meta,
                    entity_ids=list(dict.fromkeys([*query.entity_id, *entity_ids])), role=role,
                    derived_from=derived or query.derived_from_asset_id,
                    declared_type=declared_type, head=head)

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
 import anyio
 
 from ff_plugin_sdk import Kernel, NotFound, ValidationFailed
-from ff_plugin_sdk.staging import StagedFile
 from ff_plugin_sdk.storage import StorageProvider, StorageUnavailable, StoredBlob
 from plugins_builtin.assets.kinds import default_kind, sniff_mime, valid_kind
 from plugins_builtin.assets.store import AssetStore
@@ -33,6 +33,16 @@ class Request:
     declared_type: str | None = None
     head: bytes = b""
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Staged(Protocol):
+    """Received bytes in a file under ``tmp/``: a ``StagedFile``, or a finished
+    resumable upload."""
+
+    path: Path
+    size: int
+
+    def discard(self) -> None: ...
 
 
 def check_kind(kind: str | None) -> None:
@@ -62,13 +72,13 @@ class Ingest:
                 raise NotFound(f"no asset with id {request.derived_from!r} to derive from",
                                code="asset_not_found")
 
-    async def add(self, staged: StagedFile, sha256: str,
+    async def add(self, staged: Staged, sha256: str,
                   **request: Any) -> tuple[dict[str, Any], bool]:
         """:meth:`staged` for other plugins, which cannot import :class:`Request`: its
         fields as keywords (``filename``, ``kind``, ``derived_from``, ``meta``, ...)."""
         return await self.staged(staged, sha256, Request(**request))
 
-    async def staged(self, staged: StagedFile, sha256: str,
+    async def staged(self, staged: Staged, sha256: str,
                      request: Request) -> tuple[dict[str, Any], bool]:
         """Record a finished staged file as an asset; returns (asset, deduplicated).
 
@@ -83,7 +93,7 @@ class Ingest:
         finally:
             staged.discard()
 
-    async def _place_and_record(self, staged: StagedFile, sha256: str,
+    async def _place_and_record(self, staged: Staged, sha256: str,
                                 request: Request) -> tuple[dict[str, Any], bool]:
         mime = sniff_mime(request.head, request.filename, request.declared_type)
         kind = request.kind or default_kind(mime, request.filename)
@@ -119,7 +129,7 @@ class Ingest:
         except StorageUnavailable:
             return True  # cannot tell now; the row says it is there
 
-    async def _place(self, staged: StagedFile, sha256: str,
+    async def _place(self, staged: Staged, sha256: str,
                      kind: str) -> tuple[StoredBlob, StorageProvider]:
         storage = self.kernel.storage
         provider = await storage.choose(kind, staged.size)

@@ -62,4 +62,28 @@ MIGRATIONS = [
         ALTER TABLE assets ADD COLUMN duration_seconds REAL;
         """,
     ),
+    Migration(
+        version=3,
+        name="resumable uploads (tus)",
+        sql="""
+        -- one row per tus upload; its bytes are in tmp/upload-<upload_id>.part.  received:
+        -- bytes durably written; hash_state: the SHA-256 state after them (NULL where it
+        -- cannot be saved: re-read after a restart); request: what the upload asked for
+        -- (kind, links, metadata), as JSON; asset_id: set once it became an asset
+        CREATE TABLE uploads (
+            upload_id TEXT PRIMARY KEY,
+            length INTEGER NOT NULL,
+            received INTEGER NOT NULL DEFAULT 0,
+            metadata TEXT NOT NULL,
+            request TEXT NOT NULL,
+            hash_state BLOB,
+            asset_id TEXT,
+            deduplicated INTEGER NOT NULL DEFAULT 0,
+            created_at TEXT NOT NULL,
+            expires_at TEXT NOT NULL
+        );
+        CREATE INDEX uploads_expiry ON uploads(expires_at);
+        """,
+    ),
 ]
+
