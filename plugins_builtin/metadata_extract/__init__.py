@@ -1,1 +1,49 @@
-"""Metadata extraction: ExifTool, PNG text chunks and safetensors headers."""
+"""Metadata extraction (issue 8): ExifTool in ``-stay_open`` batch mode, and generation
+parameters embedded in PNGs and safetensors headers, into each asset's
+``extracted_metadata``; width, height and duration onto the asset record.
+
+Service for other plugins and tests: ``metadata_extract.worker`` (:class:`Extractor`).
+Settings (``plugins.metadata_extract`` in ``config/core.json``): ``batch_size`` (32),
+``queue_limit`` (10,000), ``timeout_seconds`` (60, per ExifTool batch),
+``copy_budget_bytes`` (256 MiB of remote blobs copied under ``tmp/`` at once).  ExifTool
+itself: ``tools.exiftool_enabled`` and ``tools.exiftool_path``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ff_plugin_sdk import ApiRoute, Kernel, hookimpl
+from plugins_builtin.metadata_extract import api
+from plugins_builtin.metadata_extract.worker import Extractor, Settings, wanted
+
+SERVICE = "metadata_extract.worker"
+
+
+def worker_for(kernel: Kernel) -> Extractor:
+    """This kernel's worker, made once and published."""
+    if SERVICE not in kernel.services:
+        settings = Settings.from_config(kernel.plugin_config("metadata_extract"))
+        kernel.services[SERVICE] = Extractor(kernel, settings)
+    return kernel.services[SERVICE]
+
+
+@hookimpl
+def faceforge_routes(kernel: Kernel) -> list[ApiRoute]:
+    return api.routes(worker_for(kernel))
+
+
+@hookimpl
+def faceforge_startup(kernel: Kernel) -> None:
+    worker_for(kernel).start()
+
+
+@hookimpl
+async def faceforge_shutdown(kernel: Kernel) -> None:
+    await worker_for(kernel).stop()
+
+
+@hookimpl
+def faceforge_asset_ingested(kernel: Kernel, asset: dict[str, Any]) -> None:
+    if wanted(asset):
+        worker_for(kernel).enqueue(asset["asset_id"])
