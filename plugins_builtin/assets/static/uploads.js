@@ -1,131 +1,281 @@
-/* The Attachments tab's uploader: each chosen file goes to /v1/assets/upload in its own
-   XMLHttpRequest (a few at a time) with a <progress> bar fed by upload.onprogress; the
-   session's CSRF token travels in the X-CSRF-Token header. When every file has finished, the
-   attachment list is refreshed with htmx. Without JavaScript the form posts to the UI route.
+/* The drag-and-drop uploader (templates/assets/_uploader.html): an Uppy Dashboard on each
+   form[data-uploader], sending files with tus to /v1/uploads in chunks.  tus-js-client retries
+   after a network error (HEAD for the offset, then PATCH from there), so an upload survives a
+   dropped connection or a restart of Core; the Dashboard shows per-file and total progress,
+   pause/resume and retry.  Kind, entity and role come from the form and travel as tus metadata;
+   the session's CSRF token goes in the X-CSRF-Token header (the cookie goes by itself).  When
+   uploads finish, the list named by data-refresh-target is refreshed with htmx.
 
-   The tab may be swapped in by htmx more than once: the submit handler is installed once, on
-   the document, and finds the form by its id. */
+   The Attachments tab may be swapped in by htmx more than once, and this script comes with it
+   each time: the first run installs everything (window.ffUploader), later runs only mount new
+   forms.  Each form is mounted once (data-uploader-state); its Uppy is destroyed when htmx
+   removes the form.  The vendored Uppy bundle (data-uppy-script) is loaded once, on demand.
+
+   window.ffUploaderOptions, if set before a form is mounted, overrides Tus options (e.g.
+   chunkSize): the browser tests use small chunks to have many requests to cut. */
 (function () {
   "use strict";
-  if (window.ffAssetUploads) return;
-  window.ffAssetUploads = true;
-  var PARALLEL = 3;
-
-  function apiError(xhr) {
-    try {
-      var body = JSON.parse(xhr.responseText);
-      if (body && body.error && body.error.message) return body.error.message;
-    } catch (e) { /* not the error envelope */ }
-    return xhr.status ? "HTTP " + xhr.status : "the connection failed";
+  if (window.ffUploader) {
+    window.ffUploader.mountAll(document);
+    return;
   }
 
-  function addRow(list, file) {
-    var item = document.createElement("li");
-    var name = document.createElement("span");
-    var bar = document.createElement("progress");
-    var status = document.createElement("span");
-    item.className = "upload-item";
-    item.dataset.state = "waiting";
-    name.className = "upload-name";
-    name.textContent = file.name;
-    bar.max = 100;
-    bar.value = 0;
-    bar.setAttribute("aria-label", "Upload of " + file.name);
-    status.className = "upload-status";
-    status.textContent = "waiting";
-    item.append(name, bar, status);
-    list.append(item);
-    return { item: item, bar: bar, status: status };
+  var MiB = 1024 * 1024;
+  var TUS_OPTIONS = {
+    chunkSize: 8 * MiB,
+    // after a network error: retry at once, then back off; ~2 minutes in all covers a restart
+    retryDelays: [0, 1000, 3000, 5000, 10000, 15000, 20000, 30000, 30000],
+    removeFingerprintOnSuccess: true,
+    limit: 3,
+  };
+  var META_KEYS = ["kind", "entity_id", "role"];
+  var ENTITY_ID = /^[0-9a-f]{64}$/;
+  var STORAGE_PREFIX = "ffUploads::";
+  var loading = null;
+
+  function loadUppy(src) {
+    if (window.Uppy) return Promise.resolve(window.Uppy);
+    if (!loading) {
+      loading = new Promise(function (resolve, reject) {
+        var script = document.createElement("script");
+        script.src = src;
+        script.onload = function () {
+          if (window.Uppy && window.Uppy.Uppy) resolve(window.Uppy);
+          else reject(new Error("the Uppy bundle defined no window.Uppy"));
+        };
+        script.onerror = function () {
+          loading = null;
+          reject(new Error("could not load " + src));
+        };
+        document.head.append(script);
+      });
+    }
+    return loading;
   }
 
-  function send(form, file, row) {
-    return new Promise(function (resolve) {
-      var data = new FormData();
-      var kind = form.elements.kind.value;
-      var role = form.elements.role.value.trim();
-      if (kind) data.append("kind", kind);
-      if (role) data.append("role", role);
-      data.append("entity_id", form.dataset.entityId);
-      data.append("file", file, file.name);
+  /* The message of the server's error envelope {"error": {"message"}}, else what happened. */
+  function serverMessage(error) {
+    var response = error && error.originalResponse;
+    if (!response && error && error.cause) response = error.cause.originalResponse;
+    if (response) {
+      try {
+        var body = JSON.parse(response.getBody());
+        if (body && body.error && body.error.message) return body.error.message;
+      } catch (e) { /* not the error envelope */ }
+      if (response.getStatus()) return "the server answered HTTP " + response.getStatus();
+    }
+    return "the connection to the server failed";
+  }
 
-      function finish(ok, text) {
-        row.item.dataset.state = ok ? "done" : "failed";
-        row.status.textContent = text;
-        if (ok) row.bar.value = 100;
-        resolve(ok);
-      }
+  /* What the form says now: tus metadata values (only those given), or a problem. */
+  function formMeta(form) {
+    var meta = {};
+    var entity = form.dataset.entityId ||
+      (form.elements.entity_id ? form.elements.entity_id.value.trim().toLowerCase() : "");
+    var kind = form.elements.kind.value;
+    var role = form.elements.role.value.trim();
+    if (entity && !ENTITY_ID.test(entity)) {
+      return { problem: "An entity id is 64 hexadecimal characters." };
+    }
+    if (role && !entity) {
+      return { problem: "A role is the role of a link: give an entity to link the files to." };
+    }
+    if (entity) meta.entity_id = entity;
+    if (kind) meta.kind = kind;
+    if (role) meta.role = role;
+    return { meta: meta };
+  }
 
-      var xhr = new XMLHttpRequest();
-      xhr.open("POST", form.dataset.uploadApi);
-      xhr.setRequestHeader("X-CSRF-Token", form.elements.csrf_token.value);
-      xhr.upload.onprogress = function (event) {
-        if (!event.lengthComputable) return;
-        row.bar.value = Math.round((event.loaded * 100) / event.total);
-        row.status.textContent = row.bar.value + "%";
-      };
-      xhr.onload = function () {
-        if (xhr.status !== 200 && xhr.status !== 201) {
-          finish(false, "failed: " + apiError(xhr));
-          return;
+  function sameMeta(a, b) {
+    return META_KEYS.every(function (key) { return (a || {})[key] === (b || {})[key]; });
+  }
+
+  /* tus-js-client's URL storage (localStorage, as its own), except that it only offers to
+     resume an earlier upload of the same file made with the same kind, entity and role: a
+     file dropped again on another entity must not finish the first one's upload. */
+  function resumeStore(meta) {
+    var storage;
+    try { storage = window.localStorage; } catch (e) { storage = null; }
+    function entries(prefix) {
+      var found = [];
+      if (!storage) return found;
+      for (var i = 0; i < storage.length; i += 1) {
+        var key = storage.key(i);
+        if (key && key.indexOf(prefix) === 0) {
+          try {
+            var upload = JSON.parse(storage.getItem(key));
+            upload.urlStorageKey = key;
+            found.push(upload);
+          } catch (e) { /* not ours */ }
         }
-        var asset = JSON.parse(xhr.responseText);
-        row.item.dataset.assetId = asset.asset_id;
-        finish(true, asset.deduplicated ? "done (already stored)" : "done");
-      };
-      xhr.onerror = function () { finish(false, "failed: the connection failed"); };
-      xhr.onabort = function () { finish(false, "cancelled"); };
-      row.item.dataset.state = "sending";
-      row.status.textContent = "0%";
-      xhr.send(data);
-    });
+      }
+      return found;
+    }
+    return {
+      findAllUploads: function () { return Promise.resolve(entries(STORAGE_PREFIX)); },
+      findUploadsByFingerprint: function (fingerprint) {
+        return Promise.resolve(entries(STORAGE_PREFIX + fingerprint + "::").filter(
+          function (upload) { return sameMeta(upload.metadata, meta); }));
+      },
+      removeUpload: function (key) {
+        if (storage) storage.removeItem(key);
+        return Promise.resolve();
+      },
+      addUpload: function (fingerprint, upload) {
+        var key = STORAGE_PREFIX + fingerprint + "::" + Math.round(Math.random() * 1e12);
+        if (storage) {
+          try { storage.setItem(key, JSON.stringify(upload)); } catch (e) { /* full: no resume */ }
+        }
+        return Promise.resolve(key);
+      },
+    };
   }
 
-  /* The list as it is now shown (its kind filter), from its first page. */
-  function refresh() {
-    var list = document.getElementById("attachment-list");
-    var url = list ? list.dataset.url : window.location.href;
-    if (window.htmx && list) {
-      window.htmx.ajax("GET", url, {
-        target: "#attachment-list", select: "#attachment-list", swap: "outerHTML",
-      });
-    } else {
+  /* The Uppy meta of a file given the form's: its own name and type, plus ours (a key the
+     form no longer gives is dropped, so it is not sent). */
+  function fileWithMeta(file, meta) {
+    var own = { name: file.meta.name, type: file.meta.type };
+    if (!own.type) delete own.type;
+    var tus = { urlStorage: resumeStore(meta) };
+    // an upload already created with other metadata is not resumed with the new
+    if (file.tus && file.tus.uploadUrl && sameMeta(file.meta, meta)) {
+      tus.uploadUrl = file.tus.uploadUrl;
+    }
+    return Object.assign({}, file, { meta: Object.assign(own, meta), tus: tus });
+  }
+
+  function refresh(form) {
+    var selector = form.dataset.refreshTarget;
+    var target = selector && document.querySelector(selector);
+    if (!target) return;
+    var url = target.dataset.url || window.location.pathname + window.location.search;
+    if (!window.htmx) {
       window.location.assign(url);
+      return;
     }
+    var outer = form.dataset.refreshSwap === "outer";
+    window.htmx.ajax("GET", url, outer
+      ? { target: selector, select: selector, swap: "outerHTML" }
+      : { target: selector, swap: "innerHTML" });
   }
 
-  document.addEventListener("submit", function (event) {
-    var form = event.target;
-    if (!(form instanceof HTMLFormElement) || form.id !== "attachment-upload") return;
-    var files = Array.prototype.slice.call(form.elements.file.files);
-    if (!files.length || !window.FormData || !window.XMLHttpRequest) return;
-    event.preventDefault();
-    var list = document.getElementById("upload-progress");
-    var summary = document.getElementById("upload-summary");
-    var button = form.querySelector("button[type=submit]");
-    var queue = files.map(function (file) { return [file, addRow(list, file)]; });
-    var ok = 0;
-    button.disabled = true;
-    summary.textContent = "Uploading " + files.length + (files.length === 1 ? " file…" : " files…");
-
-    function worker() {
-      var next = queue.shift();
-      if (!next) return Promise.resolve();
-      return send(form, next[0], next[1]).then(function (done) {
-        if (done) ok += 1;
-        return worker();
-      });
-    }
-
-    var workers = [];
-    for (var i = 0; i < Math.min(PARALLEL, files.length); i += 1) workers.push(worker());
-    Promise.all(workers).then(function () {
-      button.disabled = false;
-      form.elements.file.value = "";
-      var failed = files.length - ok;
-      summary.textContent = ok + (ok === 1 ? " file" : " files") + " uploaded" +
-        (failed ? ", " + failed + " failed." : ".");
-      summary.dataset.state = failed ? "failed" : "done";
-      if (ok) refresh();
+  function start(Uppy, form) {
+    var dashboard = document.getElementById(form.id + "-dashboard");
+    var uppy = new Uppy.Uppy({
+      id: form.id,
+      autoProceed: false,
+      onBeforeUpload: function (files) {
+        var given = formMeta(form);
+        if (given.problem) {
+          uppy.info(given.problem, "error", 8000);
+          return false;
+        }
+        var out = {};
+        Object.keys(files).forEach(function (id) { out[id] = fileWithMeta(files[id], given.meta); });
+        return out;
+      },
     });
+    uppy.use(Uppy.Dashboard, {
+      inline: true,
+      target: dashboard,
+      width: "100%",
+      height: 320,
+      theme: "auto",
+      hideProgressDetails: false,
+      hidePauseResumeButton: false,
+      hideRetryButton: false,
+      hideProgressAfterFinish: false,
+      showLinkToFileUploadResult: true,
+      fileManagerSelectionType: "both",
+      proudlyDisplayPoweredByUppy: false,
+      note: "Files or whole folders; an upload resumes where it stopped after a dropped connection.",
+    });
+    uppy.use(Uppy.Tus, Object.assign({}, TUS_OPTIONS, window.ffUploaderOptions || {}, {
+      endpoint: form.dataset.tusEndpoint,
+      headers: { "X-CSRF-Token": form.dataset.csrfToken },
+      allowedMetaFields: true,
+    }));
+
+    // A retry (the Dashboard's button) skips onBeforeUpload: files not under way take the
+    // form's values as they change, so a corrected entity or kind is what a retry sends.
+    form.addEventListener("change", function () {
+      var given = formMeta(form);
+      if (given.problem) return;
+      uppy.getFiles().forEach(function (file) {
+        var busy = file.progress.uploadStarted && !file.error;  // or paused: it resumes as it was
+        if (!file.progress.uploadComplete && !busy) {
+          var updated = fileWithMeta(file, given.meta);
+          uppy.setFileState(file.id, { meta: updated.meta, tus: updated.tus });
+        }
+      });
+    });
+    // Enter in a field starts the uploads rather than posting the fallback form.
+    form.addEventListener("submit", function (event) {
+      event.preventDefault();
+      if (uppy.getFiles().length) uppy.upload().catch(function () { /* shown by the Dashboard */ });
+    });
+
+    uppy.on("upload-error", function (file, error) {
+      if (!file) return;
+      var message = serverMessage(error);
+      uppy.setFileState(file.id, { error: message });
+      uppy.info(file.name + ": " + message, "error", 10000);
+    });
+    uppy.on("upload-success", function (file, response) {
+      var xhr = response && response.body && response.body.xhr;
+      var assetId = xhr && xhr.getResponseHeader && xhr.getResponseHeader("FaceForge-Asset-Id");
+      if (file && assetId) {
+        uppy.setFileState(file.id, { uploadURL: "/ui/assets/" + assetId, assetId: assetId });
+      }
+    });
+    uppy.on("complete", function (result) {
+      if (result && result.successful && result.successful.length) refresh(form);
+    });
+
+    form.querySelectorAll(".upload-fallback").forEach(function (element) {
+      element.hidden = true;
+    });
+    if (form.elements.file) form.elements.file.disabled = true;
+    form.hidden = false;
+    dashboard.hidden = false;
+    form.ffUppy = uppy;
+    form.dataset.uploaderState = "ready";
+  }
+
+  function mount(form) {
+    if (form.dataset.uploaderState) return;
+    form.dataset.uploaderState = "loading";
+    loadUppy(form.dataset.uppyScript).then(function (Uppy) {
+      if (form.isConnected) start(Uppy, form);
+    }).catch(function (error) {
+      form.dataset.uploaderState = "failed";
+      var note = document.getElementById(form.id + "-error");
+      if (note) {
+        note.textContent = "The drag-and-drop uploader could not start (" + error.message +
+          ")." + (form.elements.file ? " The plain form below still uploads." : "");
+        note.hidden = false;
+      }
+    });
+  }
+
+  function mountAll(root) {
+    if (root.matches && root.matches("form[data-uploader]")) mount(root);
+    root.querySelectorAll("form[data-uploader]").forEach(mount);
+  }
+
+  window.ffUploader = { mountAll: mountAll };
+  document.addEventListener("htmx:load", function (event) { mountAll(event.detail.elt); });
+  // htmx removes the form (the tab is swapped again): stop its uploads and listeners
+  document.addEventListener("htmx:beforeCleanupElement", function (event) {
+    var form = event.target;
+    if (form && form.ffUppy) {
+      form.ffUppy.destroy();
+      form.ffUppy = null;
+    }
   });
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", function () { mountAll(document); });
+  } else {
+    mountAll(document);
+  }
 })();
