@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import struct
 import zlib
@@ -130,7 +131,8 @@ def parse_a1111(text: str) -> dict[str, Any]:
     lines = text.strip().split("\n")
     settings: dict[str, str] = {}
     if lines and len(_A1111_SETTING.findall(lines[-1])) >= 3:
-        settings = {k.strip(): v.strip() for k, v in _A1111_SETTING.findall(lines.pop())}
+        settings = {k.strip(): _unquote(v.strip())
+                    for k, v in _A1111_SETTING.findall(lines.pop())}
     prompt: list[str] = []
     negative: list[str] = []
     target = prompt
@@ -141,6 +143,16 @@ def parse_a1111(text: str) -> dict[str, Any]:
         target.append(line)
     return {"prompt": "\n".join(prompt).strip(), "negative_prompt": "\n".join(negative).strip(),
             "settings": settings}
+
+
+def _unquote(value: str) -> str:
+    """A1111 quotes a value holding commas as a JSON string."""
+    if len(value) >= 2 and value[0] == value[-1] == '"':
+        with contextlib.suppress(NotJson):
+            unquoted = parse_json(value)
+            if isinstance(unquoted, str):
+                return unquoted
+    return value
 
 
 def _json_or_text(text: str) -> Any:

@@ -52,6 +52,8 @@ class ExifToolRunner:
         self.log = logger or logging.getLogger("faceforge.plugins.metadata_extract")
         #: how many processes were started (1 for any number of batches, unless one died)
         self.starts = 0
+        #: how many ``-execute`` commands were sent
+        self.round_trips = 0
         self._proc: asyncio.subprocess.Process | None = None
         self._numbers = itertools.count(1)
         self._lock = asyncio.Lock()
@@ -68,8 +70,15 @@ class ExifToolRunner:
         """One result per path, in order.  A batch that fails as a whole is retried file by
         file, so one bad file (or a crash) costs only that file its metadata."""
         paths = [Path(p).absolute() for p in paths]
-        if not paths:
-            return []
+        # one argument per line: a path with a line break cannot be said to ExifTool
+        results: dict[int, FileResult] = {
+            i: FileResult(error="the path has a line break, which exiftool cannot be given")
+            for i, p in enumerate(paths) if "\n" in str(p) or "\r" in str(p)}
+        sendable = [p for i, p in enumerate(paths) if i not in results]
+        found = iter(await self._extract(sendable) if sendable else [])
+        return [results[i] if i in results else next(found) for i in range(len(paths))]
+
+    async def _extract(self, paths: list[Path]) -> list[FileResult]:
         async with self._lock:
             try:
                 return await self._run(paths)
@@ -123,7 +132,8 @@ class ExifToolRunner:
         proc = await self._start()
         n = next(self._numbers)
         marker = b"{ready%d}" % n
-        lines = [_arg(p) for p in paths] + [b"-echo4", marker, b"-execute%d" % n]
+        lines = [os.fsencode(p) for p in paths] + [b"-echo4", marker, b"-execute%d" % n]
+        self.round_trips += 1
         payload = b"\n".join(lines) + b"\n"
         try:
             async with asyncio.timeout(self.timeout):
@@ -157,13 +167,6 @@ async def _exchange(proc: asyncio.subprocess.Process, payload: bytes,
         out = group.create_task(_read_to(proc.stdout, marker))
         err = group.create_task(_read_to(proc.stderr, marker))
     return out.result(), err.result()
-
-
-def _arg(path: Path) -> bytes:
-    text = os.fspath(path)
-    if "\n" in text or "\r" in text:  # one argument per line: a newline would split it
-        raise ValueError(f"a path with a line break cannot be passed to exiftool: {text!r}")
-    return text.encode("utf-8", "surrogateescape")
 
 
 async def _read_to(stream: asyncio.StreamReader, marker: bytes) -> bytes:
