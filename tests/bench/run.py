@@ -56,6 +56,7 @@ from tests.bench.assets import bench_assets
 from tests.bench.concurrency import concurrent_create
 from tests.bench.load import Request, client_for, get_json, measure, summarize, wait_quiet
 from tests.bench.server import BareServer, BenchError, Server, cli
+from tests.bench.uploads import bench_uploads
 from tests.bench.write_path import measure_write_path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -541,7 +542,7 @@ def bench_logging(n: int, bench: Bench) -> None:
 
 
 # -- main ------------------------------------------------------------------------------
-PHASES = ["startup", "http", "write_path", "logging", "scale", "assets"]
+PHASES = ["startup", "http", "write_path", "logging", "scale", "assets", "uploads"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -608,6 +609,8 @@ def main(argv: list[str] | None = None) -> int:
             bench_scale(root, scale_n, scale_requests, bench)
         if "assets" in phases:
             bench_assets(root, bench, progress, quick=args.quick, keep=args.keep)
+        if "uploads" in phases:
+            bench_uploads(root, bench, progress, quick=args.quick)
     except Exception as exc:  # the document still says what was measured
         traceback.print_exc()
         bench.doc["error"] = f"{type(exc).__name__}: {exc}"
