@@ -57,9 +57,9 @@ async def test_the_asset_created_event_is_written(tus, client):
     asset_id_of(await tus.upload(PNG, metadata(filename="p.png", entity_id=ada)), PNG)
     seen = await events(client, "asset.", after)
     created = [e for e in seen if e["type"] == "asset.created"]
-    assert [e["payload"]["asset_id"] for e in created] == [sha(PNG)]
+    assert [e["data"]["asset_id"] for e in created] == [sha(PNG)]
     linked = [e for e in seen if e["type"] == "asset.linked"]
-    assert [(e["payload"]["asset_id"], e["payload"]["entity_id"]) for e in linked] == [
+    assert [(e["data"]["asset_id"], e["data"]["entity_id"]) for e in linked] == [
         (sha(PNG), ada)]
 
 

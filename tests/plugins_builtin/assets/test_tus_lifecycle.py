@@ -5,20 +5,27 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from typing import Any
 
 import httpx
 import pytest
 from starlette.applications import Starlette
 
+from tests.kernel.conftest import eventually
+from tests.plugins_builtin.assets.conftest import error_of
 from tests.plugins_builtin.assets.tus import (
     OCTETS,
     VERSION,
     Tus,
     asset_id_of,
+    configured,
     core,
+    expires,
     metadata,
     offset_of,
+    tmp_files,
+    upload_path,
 )
 
 DATA = os.urandom(256 * 1024)
@@ -174,3 +181,110 @@ async def test_a_delete_of_an_upload_with_a_silent_patch_is_not_a_wait(tus, clie
     await stalled.wake_and_end()
     assert (await tus.head(path)).status_code == 404
     assert (await client.get("/v1/assets")).json()["items"] == []
+
+
+# -- expiration --------------------------------------------------------------------------
+
+class Clock:
+    """A clock the test moves (seconds since the epoch), for ``Uploads.clock``."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+async def expiring(make_app, settings):
+    """A Core whose idle uploads expire after 60 s of its test-driven clock."""
+    clock = Clock()
+    async with core(make_app, configured(settings, upload_expiry_seconds=60)) as (app, http):
+        uploads = app.state.kernel.services["assets.uploads"]
+        uploads.clock = clock
+        yield Tus(http), uploads, clock
+
+
+async def test_upload_expires_tells_when_an_idle_upload_goes(expiring):
+    tus, _, clock = expiring
+    r = await tus.create(len(DATA))
+    assert expires(r).timestamp() == pytest.approx(clock.now + 60, abs=1)
+    path = upload_path(r.headers["location"])
+    clock.now += 50
+    r = await tus.patched(path, DATA[:HALF], 0)
+    # activity pushes the expiry back
+    assert expires(r).timestamp() == pytest.approx(clock.now + 60, abs=1)
+    clock.now += 50  # 100 s after creation, 50 s after the last bytes: still there
+    r = await tus.head(path)
+    assert r.status_code == 200 and offset_of(r) == HALF
+    assert expires(r).timestamp() == pytest.approx(clock.now + 10, abs=1)
+
+
+async def test_an_expired_upload_is_410_then_swept_with_its_bytes(expiring, settings):
+    tus, uploads, clock = expiring
+    before = tmp_files(settings)
+    path = await tus.created(len(DATA))
+    await tus.patched(path, DATA[:HALF], 0)
+    clock.now += 61
+    r = await tus.head(path)
+    assert r.status_code == 410 and "upload-offset" not in r.headers
+    error_of(await tus.patch(path, DATA[HALF:], HALF), 410, "upload_expired")
+    error_of(await tus.http.get(path), 410, "upload_expired")
+    assert tmp_files(settings) > before  # expired, not yet swept
+    assert await uploads.sweep() == 1
+    assert tmp_files(settings) == before
+    r = await tus.head(path)
+    assert r.status_code in (404, 410) and "upload-offset" not in r.headers
+    assert (await tus.http.get("/v1/assets")).json()["items"] == []
+
+
+async def test_the_sweep_takes_only_expired_uploads(expiring, settings):
+    tus, uploads, clock = expiring
+    idle = await tus.created(len(DATA))
+    await tus.patched(idle, DATA[:HALF], 0)
+    clock.now += 40
+    busy = await tus.created(len(DATA))
+    await tus.patched(busy, DATA[:HALF], 0)
+    clock.now += 30  # idle: 70 s without bytes; busy: 30 s
+    assert await uploads.sweep() == 1
+    assert (await tus.head(idle)).status_code in (404, 410)
+    assert await tus.offset(busy) == HALF
+    asset_id = asset_id_of(await tus.patched(busy, DATA[HALF:], HALF), DATA)
+    assert (await tus.http.get(f"/v1/assets/{asset_id}/download")).content == DATA
+
+
+async def test_sweeping_a_finished_upload_keeps_its_asset(expiring):
+    tus, uploads, clock = expiring
+    r = await tus.upload(DATA, chunk=HALF)
+    asset_id = asset_id_of(r, DATA)
+    clock.now += 3600
+    await uploads.sweep()
+    got = await tus.http.get(f"/v1/assets/{asset_id}")
+    assert got.status_code == 200 and got.json()["deleted_at"] is None
+    assert (await tus.http.get(f"/v1/assets/{asset_id}/download")).content == DATA
+
+
+async def test_the_periodic_sweep_removes_expired_uploads(make_app, settings):
+    """Nobody calls ``sweep()`` here: Core's own sweeper does (expiry 1 s, so it runs about
+    every second)."""
+    clock = Clock()
+    async with core(make_app, configured(settings, upload_expiry_seconds=1)) as (app, http):
+        app.state.kernel.services["assets.uploads"].clock = clock
+        tus = Tus(http)
+        before = tmp_files(settings)
+        path = await tus.created(len(DATA))
+        await tus.patched(path, DATA[:HALF], 0)
+        clock.now += 5
+        await eventually(lambda: tmp_files(settings) == before, timeout=DEADLINE,
+                         what="the sweeper to remove the expired upload's bytes")
+        assert (await tus.head(path)).status_code in (404, 410)
+
+
+async def test_a_sweep_never_takes_an_upload_being_created(tus, kernel):
+    """The sweep also removes upload files without a row (strays); one created while it
+    runs is not a stray."""
+    uploads = kernel.services["assets.uploads"]
+    for _ in range(200):  # the two interleave differently each time
+        _, path = await asyncio.gather(uploads.sweep(), tus.created(10))
+        r = await tus.patch(path, b"0123456789", 0)
+        assert r.status_code == 204, r.text

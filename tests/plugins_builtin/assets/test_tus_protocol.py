@@ -4,6 +4,7 @@ HEAD, PATCH (offsets, content type, length) and termination (DELETE)."""
 from __future__ import annotations
 
 import hashlib
+import itertools
 
 import httpx
 import pytest
@@ -190,7 +191,7 @@ async def test_an_unknown_upload_is_404(tus, name):
 async def test_patch_in_several_chunks_builds_the_file(tus, client):
     path = await tus.created(len(DATA))
     cuts = [0, 1, 4096, 4097, 9000, len(DATA)]
-    for start, end in zip(cuts, cuts[1:], strict=False):
+    for start, end in itertools.pairwise(cuts):
         r = await tus.patched(path, DATA[start:end], start)
         expires(r)
         if end < len(DATA):
