@@ -53,18 +53,16 @@
     return loading;
   }
 
-  /* The message of the server's error envelope {"error": {"message"}}, else what happened. */
+  /* The message of the server's error envelope {"error": {"message"}} (or its status), or
+     null when no answer came (a network error: Uppy's own message says so). */
   function serverMessage(error) {
-    var response = error && error.originalResponse;
-    if (!response && error && error.cause) response = error.cause.originalResponse;
-    if (response) {
-      try {
-        var body = JSON.parse(response.getBody());
-        if (body && body.error && body.error.message) return body.error.message;
-      } catch (e) { /* not the error envelope */ }
-      if (response.getStatus()) return "the server answered HTTP " + response.getStatus();
-    }
-    return "the connection to the server failed";
+    var response = error && (error.originalResponse || (error.cause && error.cause.originalResponse));
+    if (!response || !response.getStatus()) return null;
+    try {
+      var body = JSON.parse(response.getBody());
+      if (body && body.error && body.error.message) return body.error.message;
+    } catch (e) { /* not the error envelope */ }
+    return "the server answered HTTP " + response.getStatus();
   }
 
   /* What the form says now: tus metadata values (only those given), or a problem. */
@@ -194,6 +192,12 @@
       endpoint: form.dataset.tusEndpoint,
       headers: { "X-CSRF-Token": form.dataset.csrfToken },
       allowedMetaFields: true,
+      // the Dashboard shows error.message (the file's error, the informer's details): make
+      // it the server's words rather than tus-js-client's account of the request
+      onError: function (error) {
+        var message = serverMessage(error);
+        if (message) error.message = message;
+      },
     }));
 
     // A retry (the Dashboard's button) skips onBeforeUpload: files not under way take the
@@ -215,11 +219,23 @@
       if (uppy.getFiles().length) uppy.upload().catch(function () { /* shown by the Dashboard */ });
     });
 
+    // Uppy's informer shows the message behind a "?"; say it in the page too (role=alert)
+    var errors = document.getElementById(form.id + "-error");
+    function clearErrors() {
+      errors.textContent = "";
+      errors.hidden = true;
+    }
+    uppy.on("upload", clearErrors);
+    uppy.on("upload-retry", clearErrors);
+    uppy.on("retry-all", clearErrors);
     uppy.on("upload-error", function (file, error) {
-      if (!file) return;
-      var message = serverMessage(error);
-      uppy.setFileState(file.id, { error: message });
-      uppy.info(file.name + ": " + message, "error", 10000);
+      if (!file || !error) return;
+      var line = document.createElement("span");
+      line.className = "upload-error";
+      line.textContent = file.name + ": " + error.message;
+      if (errors.childNodes.length) errors.append(document.createElement("br"));
+      errors.append(line);
+      errors.hidden = false;
     });
     uppy.on("upload-success", function (file, response) {
       var xhr = response && response.body && response.body.xhr;
