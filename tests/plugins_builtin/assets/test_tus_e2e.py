@@ -5,6 +5,7 @@ PATCH whose client dropped or went silent."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 import signal
@@ -283,3 +284,22 @@ def test_a_head_does_not_wait_for_a_patch_whose_client_went_silent(core):
         offset = int(r.headers["upload-offset"])
         assert 0 <= offset <= sent
         finish(server, path, data, offset)
+
+
+def test_a_dropped_patch_with_a_checksum_keeps_nothing_of_it(core):
+    """Its bytes cannot be checked against the checksum, so none of them count."""
+    server = core.server
+    data = os.urandom(2 * MiB)
+    path = create(server, len(data))
+    digest = base64.b64encode(hashlib.sha1(data).digest()).decode()
+    conn = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+    with conn:
+        conn.sendall(
+            f"PATCH {path} HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
+            f"Authorization: Bearer {server.token}\r\nTus-Resumable: {VERSION}\r\n"
+            f"Content-Type: {OCTETS}\r\nUpload-Offset: 0\r\nUpload-Checksum: sha1 {digest}\r\n"
+            f"Content-Length: {len(data)}\r\n\r\n".encode() + data[:700_000])
+    # once Core has seen the connection end, the upload is free again: a HEAD tells 0
+    r = bounded(lambda: head(server, path), 15)
+    assert r.status_code == 200 and int(r.headers["upload-offset"]) == 0
+    finish(server, path, data, 0)

@@ -15,6 +15,7 @@ from tests.plugins_builtin.assets.tus import (
     ALGORITHMS,
     EXTENSIONS,
     OCTETS,
+    TUS,
     UPLOADS,
     VERSION,
     Tus,
@@ -299,3 +300,42 @@ async def test_upload_ids_are_fresh_for_each_creation(tus):
     ids = {upload_id(await tus.created(10)) for _ in range(20)}
     assert len(ids) == 20
 
+
+
+async def test_a_streamed_body_past_the_length_is_413_and_the_upload_is_intact(tus, client):
+    """Without a Content-Length (chunked transfer) the excess is only seen while reading."""
+    path = await tus.created(len(DATA))
+    await tus.patched(path, DATA[:1000], 0)
+
+    async def pieces():
+        for start in range(1000, len(DATA), 4096):
+            yield DATA[start:start + 4096]
+        yield b"one byte too many"
+
+    r = await tus.patch(path, pieces(), 1000)  # type: ignore[arg-type]
+    error_of(r, 413)
+    assert await tus.offset(path) == 1000
+    asset_id = asset_id_of(await tus.patched(path, DATA[1000:], 1000), DATA)
+    assert (await client.get(f"/v1/assets/{asset_id}/download")).content == DATA
+
+
+@pytest.mark.parametrize("name", ["../../etc/passwd", "C:\\Users\\ada\\face.png", ".."])
+async def test_a_file_name_is_never_a_path(tus, client, name):
+    path = await tus.created(len(DATA), metadata(filename=name))
+    asset_id = asset_id_of(await tus.patched(path, DATA, 0), DATA)
+    filename = (await client.get(f"/v1/assets/{asset_id}")).json()["filename"]
+    assert "/" not in filename and "\\" not in filename and filename.strip(".")
+
+
+# -- X-HTTP-Method-Override (tus core: for clients that cannot send PATCH or DELETE) --------
+
+async def test_a_post_overridden_as_patch_or_delete_is_one(tus, client):
+    path = await tus.created(len(DATA))
+    r = await tus.http.post(path, content=DATA[:100], headers={
+        **TUS, "X-HTTP-Method-Override": "PATCH", "Content-Type": OCTETS,
+        "Upload-Offset": "0"})
+    assert r.status_code == 204, r.text
+    assert offset_of(r) == 100
+    r = await tus.http.post(path, headers={**TUS, "X-HTTP-Method-Override": "DELETE"})
+    assert r.status_code == 204, r.text
+    assert (await tus.head(path)).status_code == 404
