@@ -350,3 +350,79 @@ def test_a_refused_upload_shows_the_servers_message(
     expect(page.get_by_role("button", name="Retry upload")).to_be_visible()
     with api(base, token) as client:
         assert client.get("/v1/assets", params={"q": "refused"}).json()["items"] == []
+
+
+def test_the_tab_swapped_in_again_mounts_one_dashboard(
+        page: Page, live_server: tuple[str, str], tmp_path: Path) -> None:
+    base, token = live_server
+    js_errors: list[str] = []
+    page.on("pageerror", lambda exc: js_errors.append(str(exc)))
+    with api(base, token) as client:
+        entity_id = create_entity(client, f"Tabs {os.urandom(4).hex()}")
+    open_attachments(page, base, token, entity_id)
+    page.evaluate("window.__marker = 1")
+    tabs = page.get_by_role("tablist")
+    for _ in range(2):
+        tabs.get_by_role("tab", name="Overview").click()
+        expect(page.locator(FORM)).to_have_count(0)
+        tabs.get_by_role("tab", name="Attachments").click()
+        expect(page.locator(FORM)).to_have_attribute("data-uploader-state", "ready")
+    assert page.evaluate("window.__marker") == 1, "a tab switch reloaded the page"
+    expect(page.locator(".uppy-Dashboard")).to_have_count(1)
+    # the bundle was fetched once; the tab's script only mounts the new form
+    assert page.evaluate("document.querySelectorAll('script[src*=\"uppy.min.js\"]').length") == 1
+    path = tmp_path / f"again-{os.urandom(4).hex()}.txt"
+    path.write_bytes(b"after three swaps " + os.urandom(16).hex().encode())
+    page.locator(f"{FORM}-dashboard input[type=file]").first.set_input_files(path)
+    page.get_by_role("button", name=re.compile(r"^Upload 1 file")).click()
+    wait_for_complete(page)
+    expect(page.locator("#attachment-list tr[data-asset-id]")).to_have_count(1)
+    with api(base, token) as client:
+        items = client.get(f"/v1/entities/{entity_id}/assets").json()["items"]
+        assert [a["filename"] for a in items] == [path.name]  # sent once, not once per swap
+    assert js_errors == []
+
+
+def test_the_assets_page_uploads_to_the_entity_typed_in(
+        page: Page, live_server: tuple[str, str], tmp_path: Path) -> None:
+    base, token = live_server
+    unique = os.urandom(4).hex()
+    with api(base, token) as client:
+        entity_id = create_entity(client, f"Typed {unique}")
+    path = tmp_path / f"typed-{unique}.txt"
+    data = f"uploaded from the Assets page {unique}".encode()
+    path.write_bytes(data)
+    sign_in(page, base, token)
+    page.goto(f"{base}/ui/assets?q={unique}")
+    loaded(page)
+    form = "#asset-upload"
+    expect(page.locator(form)).to_have_attribute("data-uploader-state", "ready")
+    expect(page.locator(form)).to_be_visible()
+    page.locator(f"{form}-dashboard input[type=file]").first.set_input_files(path)
+    upload = page.get_by_role("button", name=re.compile(r"^Upload 1 file"))
+
+    # a role without an entity, then a malformed id: said at once, nothing is sent
+    page.locator("#upload-role").fill("notes")
+    upload.click()
+    problem = page.locator(f"{form}-error")
+    expect(problem).to_have_text(
+        "A role is the role of a link: give an entity to link the files to.")
+    page.locator(f"{form}-entity").fill("not-an-id")
+    upload.click()
+    expect(problem).to_have_text("An entity id is 64 hexadecimal characters.")
+    with api(base, token) as client:
+        assert client.get("/v1/assets", params={"q": unique}).json()["items"] == []
+
+    page.locator(f"{form}-entity").fill(entity_id.upper())
+    upload.click()
+    page.wait_for_function(
+        f"() => {{ const f = document.querySelector('{form}').ffUppy.getFiles()[0];"
+        " return f.progress.uploadComplete || f.error; }", timeout=UPLOAD_TIMEOUT_MS)
+    expect(problem).to_be_hidden()
+    # the results (filtered on this file's name) are refreshed in place
+    asset_id = hashlib.sha256(data).hexdigest()
+    expect(page.locator(f'#results [data-asset-id="{asset_id}"]').first).to_be_visible()
+    with api(base, token) as client:
+        (linked,) = client.get(f"/v1/entities/{entity_id}/assets").json()["items"]
+        assert (linked["asset_id"], linked["role"], linked["kind"]) == (asset_id, "notes",
+                                                                        "doc.text")

@@ -166,6 +166,8 @@
         var given = formMeta(form);
         if (given.problem) {
           uppy.info(given.problem, "error", 8000);
+          clearErrors();
+          sayError(given.problem);
           return false;
         }
         var out = {};
@@ -177,7 +179,7 @@
       inline: true,
       target: dashboard,
       width: "100%",
-      height: 320,
+      height: Number(form.dataset.height) || 300,
       theme: "auto",
       hideProgressDetails: false,
       hidePauseResumeButton: false,
@@ -219,23 +221,25 @@
       if (uppy.getFiles().length) uppy.upload().catch(function () { /* shown by the Dashboard */ });
     });
 
-    // Uppy's informer shows the message behind a "?"; say it in the page too (role=alert)
+    // Uppy's informer shows an upload's error behind a "?": say it in the page too
     var errors = document.getElementById(form.id + "-error");
     function clearErrors() {
       errors.textContent = "";
       errors.hidden = true;
     }
+    function sayError(text) {
+      var line = document.createElement("span");
+      line.className = "upload-error";
+      line.textContent = text;
+      if (errors.childNodes.length) errors.append(document.createElement("br"));
+      errors.append(line);
+      errors.hidden = false;
+    }
     uppy.on("upload", clearErrors);
     uppy.on("upload-retry", clearErrors);
     uppy.on("retry-all", clearErrors);
     uppy.on("upload-error", function (file, error) {
-      if (!file || !error) return;
-      var line = document.createElement("span");
-      line.className = "upload-error";
-      line.textContent = file.name + ": " + error.message;
-      if (errors.childNodes.length) errors.append(document.createElement("br"));
-      errors.append(line);
-      errors.hidden = false;
+      if (file && error) sayError(file.name + ": " + error.message);
     });
     uppy.on("upload-success", function (file, response) {
       var xhr = response && response.body && response.body.xhr;
