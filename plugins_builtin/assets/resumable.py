@@ -195,7 +195,7 @@ class Uploads:
                        (upload.upload_id, length, metadata, _j(upload.request),
                         upload.hasher.state(), upload.created_at, stamp(upload.expires)))
 
-        await self.db.write(insert)
+        await self.db.write(insert)  # the row first: a file never exists without one
         try:
             flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
             os.close(os.open(self.path(upload.upload_id), flags, 0o600))
@@ -452,8 +452,11 @@ class Uploads:
                 upload.gone = True
             await self._forget(upload_id)
             removed += 1
+        # files first, rows second: a file has its row before it exists, so one found here
+        # without a row (read after) is a stray, never an upload being created
+        files = list(self.tmp_dir.glob(f"{PREFIX}*.part"))
         known = {r[0] for r in await self.db.fetchall("SELECT upload_id FROM uploads")}
-        for path in self.tmp_dir.glob(f"{PREFIX}*.part"):
+        for path in files:
             if path.name[len(PREFIX):-len(".part")] not in known:
                 with contextlib.suppress(OSError):
                     path.unlink()

@@ -65,7 +65,9 @@ def number(request: Any, header: str) -> int:
     text = request.headers.get(header)
     if text is None:
         raise BadRequest(f"the {header} header is required", code="missing_header")
-    if not (text.isascii() and text.isdigit()) or len(text) > 19:
+    # any length of digits is a number (a huge length is 413, a huge offset 409), but a
+    # header of hundreds of digits is not worth converting
+    if not (text.isascii() and text.isdigit()) or len(text) > 100:
         raise BadRequest(f"{header} must be a whole number of bytes, got {text[:40]!r}",
                          code="invalid_header")
     return int(text)
@@ -235,6 +237,17 @@ def routes(uploads: Uploads, ingest: Ingest, max_upload_bytes: int) -> list[ApiR
             await uploads.terminate(upload)
         return Response(status_code=204)
 
+    async def overridden(request: Any) -> Response:
+        """``X-HTTP-Method-Override: PATCH|DELETE`` on a POST, for clients that cannot send
+        those methods (tus core protocol)."""
+        method = request.headers.get("x-http-method-override", "").strip().upper()
+        if method == "PATCH":
+            return await patch(request)
+        if method == "DELETE":
+            return await terminate(request)
+        raise BadRequest("POST on an upload needs X-HTTP-Method-Override: PATCH or DELETE",
+                         code="method_override_required", status=405)
+
     one = "/uploads/{upload_id:str}"
     tags = ["uploads"]
     write_scope = "assets:write"
@@ -253,6 +266,9 @@ def routes(uploads: Uploads, ingest: Ingest, max_upload_bytes: int) -> list[ApiR
                  headers=TUS, tags=tags),
         ApiRoute(path=one, endpoint=terminate, methods=["DELETE"], scope=write_scope,
                  status_code=204, headers=TUS, tags=tags),
+        ApiRoute(path=one, endpoint=overridden, methods=["POST"], scope=write_scope,
+                 raw_body=chunk_body, status_code=204, max_body_bytes=max_upload_bytes,
+                 headers=TUS, tags=tags),
     ]
 
 
