@@ -149,40 +149,42 @@ def test_attachments_journey(page: Page, live_server: tuple[str, str], api: http
     expect(page.locator("#attachments-notice")).to_have_text("Asset linked.")
     expect(listing.locator("tr", has_text=notes_name)).to_contain_text("transcript")
 
-    # The Assets page lists both; the filters narrow the list in place.
+    # The Assets page shows both (a grid); the filters narrow it in place.
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Assets").click()
     expect(page.get_by_role("heading", name="Assets", exact=True)).to_be_visible()
     loaded(page)
     page.evaluate("window.__marker = 3")
-    page.get_by_label("File name").fill(unique)
+    filters = page.locator("#asset-filters")
+    filters.get_by_label("File name").fill(unique)
     expect(page).to_have_url(re.compile(rf"[?&]q={unique}(&|$)"))
     results = page.locator("#results")
-    expect(results.locator("tr[data-asset-id]")).to_have_count(2)
-    # each step waits for its own answer (the URL it pushes), not for a row count an
-    # earlier answer may also have
-    page.get_by_label("Kind").select_option("image.original")
+    expect(results.locator(".gallery .item[data-asset-id]")).to_have_count(2)
+    # each step waits for its own answer (the URL it pushes), not for a count an earlier
+    # answer may also have
+    filters.get_by_label("Kind").select_option("image.original")
     expect(page).to_have_url(re.compile(r"[?&]kind=image\.original(&|$)"))
-    expect(results.locator("tr[data-asset-id]")).to_have_count(1)
-    expect(results.locator("tr[data-asset-id]")).to_contain_text(image_name)
-    page.get_by_label("Kind").select_option("")
-    page.get_by_label("MIME type").fill("text/")
+    expect(results.locator("[data-asset-id]")).to_have_count(1)
+    expect(results.locator("[data-asset-id]")).to_contain_text(image_name)
+    filters.get_by_label("Kind").select_option("")
+    filters.get_by_label("Type").select_option("text/")
     expect(page).to_have_url(re.compile(r"^[^#]*[?&]mime=text%2F(&|$)(?!.*kind=)"))
-    expect(results.locator("tr[data-asset-id]")).to_have_count(1)
-    expect(results.locator("tr[data-asset-id]")).to_contain_text(notes_name)
+    expect(results.locator("[data-asset-id]")).to_have_count(1)
+    expect(results.locator("[data-asset-id]")).to_contain_text(notes_name)
     assert page.evaluate("window.__marker") == 3, "filtering reloaded the page"
-    page.get_by_role("group", name="View").get_by_role("link", name="Gallery").click()
-    expect(results.locator(".gallery a.item")).to_have_count(1)
-    page.get_by_label("MIME type").fill("")  # the gallery stays while filtering
-    expect(results.locator(".gallery a.item")).to_have_count(2)
-    expect(page).to_have_url(re.compile(r"[?&]view=gallery(&|$)"))
-    page.get_by_label("MIME type").fill("text/")
-    expect(results.locator(".gallery a.item")).to_have_count(1)
+    page.get_by_role("group", name="View").get_by_role("link", name="List").click()
+    expect(results.locator("tr[data-asset-id]")).to_have_count(1)
+    filters.get_by_label("Type").select_option("")  # the list stays while filtering
+    expect(results.locator("tr[data-asset-id]")).to_have_count(2)
+    expect(page).to_have_url(re.compile(r"[?&]view=list(&|$)"))
+    filters.get_by_label("Type").select_option("text/")
+    expect(results.locator("tr[data-asset-id]")).to_have_count(1)
 
     # The asset's page: record, linked entity; rename it, then delete it.
-    results.locator(".gallery a.item", has_text=notes_name).click()
+    results.get_by_role("link", name=notes_name).click()
     expect(page.locator("#asset-name")).to_have_text(notes_name)
     expect(page.locator("#asset-record")).to_contain_text(linked[1]["asset_id"])
-    expect(page.locator("#linked-entities")).to_have_text(f"Attach Ada {unique}")
+    expect(page.locator("#linked-entities a")).to_have_text(f"Attach Ada {unique}")
+    expect(page.locator("#linked-entities .link-role")).to_have_text("transcript")
     page.get_by_label("File name").fill(f"renamed-{unique}.txt")
     page.get_by_label("User metadata").fill('{"source": "browser"}')
     page.get_by_role("button", name="Save").click()
