@@ -34,6 +34,7 @@ class Status(msgspec.Struct, kw_only=True):
 
 def routes(worker: Extractor) -> list[ApiRoute]:
     async def status(request: Any) -> Status:
+        await worker.exiftool_ready()  # a version, or why it does not run
         return msgspec.convert(worker.status(), Status)
 
     return [ApiRoute(path="/metadata-extract/status", endpoint=status, scope="system:read",

@@ -8,6 +8,7 @@ typo is reported rather than silently running another ExifTool.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 from dataclasses import dataclass
@@ -65,9 +66,12 @@ async def probe_version(exe: Path) -> str:
     try:
         out, err = await asyncio.wait_for(proc.communicate(), PROBE_SECONDS)
     except TimeoutError:
-        proc.kill()
-        await proc.wait()
         raise RuntimeError(f"{exe} -ver did not answer within {PROBE_SECONDS:g} s") from None
+    finally:
+        if proc.returncode is None:  # timed out, or Core is stopping: leave no process
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
     version = out.decode("utf-8", "replace").strip()
     if proc.returncode != 0 or not version:
         said = err.decode("utf-8", "replace").strip().splitlines()[-1:] or ["no output"]

@@ -109,11 +109,13 @@ class Extractor:
         self._scan_pending = True
         self._scan_after = 0
         self._task: asyncio.Task[None] | None = None
+        self._probe: asyncio.Task[None] | None = None
 
     # -- lifecycle -----------------------------------------------------------------------
     def start(self) -> None:
         """Find ExifTool (say so once if it is missing), then work in the background: the
-        version check and the catch-up scan happen there, not on the way to serving."""
+        catch-up scan happens there, not on the way to serving.  ExifTool is first run
+        (``-ver``, to check it works) when there is work or the status is asked for."""
         self.located = locate_exiftool(self.kernel.tools_config(), self.kernel.tools_dir,
                                        path_env=os.environ.get("PATH"))
         if self.located.path is None:
@@ -124,11 +126,12 @@ class Extractor:
     async def stop(self) -> None:
         """Cancel the batch in flight (its assets are redone at the next start) and stop
         ExifTool."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        for task in (self._task, self._probe):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._task = self._probe = None
         if self.runner is not None:
             await self.runner.close()
 
@@ -159,8 +162,18 @@ class Extractor:
                 "queued": len(self._queue), "done": self.done, "failed": self.failed}
 
     # -- the loop ------------------------------------------------------------------------
+    async def exiftool_ready(self) -> bool:
+        """Whether ExifTool runs; the first call checks (``-ver``) and reports a failure as
+        the off state."""
+        if self.located.path is None:
+            return False
+        if self.runner is None:
+            if self._probe is None:
+                self._probe = asyncio.get_running_loop().create_task(self._check_exiftool())
+            await asyncio.shield(self._probe)  # one caller going away does not stop it
+        return self.runner is not None
+
     async def _run(self) -> None:
-        await self._check_exiftool()
         while True:
             try:
                 if self._queue:
@@ -203,7 +216,8 @@ class Extractor:
                "      OR (? AND json_type(extracted_metadata, '$.exiftool_off') IS NOT NULL))"
                " ORDER BY seq LIMIT ?")
         while rows := await self.kernel.db.fetchall(
-                sql, (self._scan_after, THUMBNAIL_KIND, self.runner is not None, SCAN_PAGE)):
+                sql, (self._scan_after, THUMBNAIL_KIND, self.located.path is not None,
+                      SCAN_PAGE)):
             for row in rows:
                 if len(self._queue) >= self.settings.queue_limit:
                     self._scan_pending = True  # go on from here once the queue drains
@@ -216,10 +230,11 @@ class Extractor:
         if asset is None or asset["deleted_at"] or not wanted(asset):
             return False
         done = asset["extracted_metadata"]
-        return not done or (self.runner is not None and "exiftool_off" in done)
+        return not done or (self.located.path is not None and "exiftool_off" in done)
 
     async def _process(self, ids: Sequence[str]) -> None:
         store = self.kernel.services["assets.store"]
+        await self.exiftool_ready()
         assets = await asyncio.gather(*(store.find(i) for i in ids))
         jobs = [Job(a) for a in assets if self._needs_work(a)]
         wave: list[Job] = []

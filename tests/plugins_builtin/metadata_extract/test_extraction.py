@@ -141,6 +141,7 @@ async def test_status_says_exiftool_is_on(start_core, exiftool: Path) -> None:
     version = subprocess.run([exiftool, "-ver"], capture_output=True, text=True,
                              check=True).stdout.strip()
     async with start_core() as core:
+        idle = await core.status()  # nothing to do yet: checked, but no process kept
         await core.extracted(files.jpeg(), "one.jpg")
         status = await core.status()
         async with httpx.AsyncClient(transport=core.client._transport,
@@ -149,4 +150,6 @@ async def test_status_says_exiftool_is_on(start_core, exiftool: Path) -> None:
     assert status["exiftool"] == {"enabled": True, "path": str(exiftool), "version": version,
                                   "running": True, "processes_started": 1, "reason": None}
     assert status["queued"] == 0 and status["done"] == 1
+    assert idle["exiftool"] | {"running": True, "processes_started": 1} == status["exiftool"]
+    assert idle["exiftool"]["running"] is False and idle["done"] == 0
     assert r.status_code == 401 and set(r.json()) == {"error"}
