@@ -177,10 +177,13 @@ async def _read_to(stream: asyncio.StreamReader, marker: bytes) -> bytes:
         if not chunk:
             raise ExifToolFailed("exiftool closed its output")
         data += chunk
-        end = data.rstrip(b"\r\n")
-        if end.endswith(marker) and (len(end) == len(marker)
-                                     or end[-len(marker) - 1] in b"\r\n"):
-            return bytes(end[:-len(marker)])
+        end = len(data)
+        while end and data[end - 1] in b"\r\n":
+            end -= 1
+        start = end - len(marker)
+        if start >= 0 and data[start:end] == marker and (start == 0
+                                                         or data[start - 1] in b"\r\n"):
+            return bytes(data[:start])
         if len(data) > MAX_OUTPUT_BYTES:
             raise ExifToolFailed(f"exiftool wrote more than {MAX_OUTPUT_BYTES} bytes")
 

@@ -120,6 +120,10 @@ class Extractor:
                                        path_env=os.environ.get("PATH"))
         if self.located.path is None:
             self.log.warning("metadata extraction off: %s", self.located.reason)
+        if "assets.store" not in self.kernel.services:
+            self.log.warning("metadata extraction off: the assets plugin is not loaded")
+            self._idle.set()
+            return
         self._sweep_copies()
         self._task = asyncio.get_running_loop().create_task(self._run())
 

@@ -100,3 +100,12 @@ async def test_deleted_assets_are_not_caught_up(start_core, home: Path) -> None:
     assert kept["extracted_metadata"]["exiftool"]
     assert r.json()["extracted_metadata"] == {}
     assert status["done"] == 1
+
+
+async def test_without_the_assets_plugin_it_stays_out_of_the_way(start_core, home: Path) -> None:
+    async with start_core(configure(home, disabled="thumbnails,assets")) as core:
+        await core.settled()
+        status = await core.status()
+        lines = [line["message"] for line in core.log_lines()]
+    assert status["queued"] == 0 and status["done"] == 0
+    assert "metadata extraction off: the assets plugin is not loaded" in lines
