@@ -123,10 +123,11 @@ def random_file(path: Path, size: int) -> str:
     return digest.hexdigest()
 
 
-def open_attachments(page: Page, base: str, token: str, entity_id: str) -> None:
-    """Sign in and open the entity's Attachments tab the way a person does (htmx swaps it
-    in), then wait for the Dashboard to be mounted."""
-    sign_in(page, base, token)
+def open_attachments(page: Page, base: str, token: str | None, entity_id: str) -> None:
+    """Sign in (unless ``token`` is None) and open the entity's Attachments tab the way a
+    person does (htmx swaps it in), then wait for the Dashboard to be mounted."""
+    if token is not None:
+        sign_in(page, base, token)
     page.goto(f"{base}/ui/entities/{entity_id}")
     loaded(page)
     page.get_by_role("tab", name="Attachments").click()
@@ -426,3 +427,51 @@ def test_the_assets_page_uploads_to_the_entity_typed_in(
         (linked,) = client.get(f"/v1/entities/{entity_id}/assets").json()["items"]
         assert (linked["asset_id"], linked["role"], linked["kind"]) == (asset_id, "notes",
                                                                         "doc.text")
+
+
+def test_a_file_dropped_again_resumes_only_into_the_same_entity(
+        page: Page, live_server: tuple[str, str], tmp_path: Path) -> None:
+    """tus-js-client remembers unfinished uploads (localStorage) by file: dropped on another
+    entity, the same file is a new upload, not the end of the first one (linked elsewhere)."""
+    base, token = live_server
+    size, chunk = 12 * MiB, MiB
+    path = tmp_path / "twice.bin"
+    digest = random_file(path, size)
+    with api(base, token) as client:
+        first = create_entity(client, f"First {os.urandom(4).hex()}")
+        second = create_entity(client, f"Second {os.urandom(4).hex()}")
+    page.add_init_script(f"window.ffUploaderOptions = {{chunkSize: {chunk}}}")
+    traffic = TusTraffic()
+    traffic.watch(page)
+    throttle(page, 4 * MiB)
+
+    def upload(entity_id: str, sign: bool) -> int:
+        """Open the entity's tab, upload the file; the index of its first PATCH."""
+        open_attachments(page, base, token if sign else None, entity_id)
+        page.locator(f"{FORM}-dashboard input[type=file]").first.set_input_files(path)
+        start = len(traffic.patches)
+        page.get_by_role("button", name=re.compile(r"^Upload 1 file")).click()
+        return start
+
+    # to the first entity: left a quarter done (paused, then the page is left)
+    upload(first, sign=True)
+    wait_for_progress(page, 25)
+    page.get_by_role("button", name="Pause upload").click()
+    page.wait_for_function(f"() => {FILES}[0].isPaused === true")
+    assert page.evaluate("Object.keys(localStorage).filter(k => k.startsWith('ffUploads::'))")
+
+    # the same file on the second entity starts from zero and is linked there only
+    start = upload(second, sign=False)
+    wait_for_complete(page)
+    assert traffic.patches[start] == 0
+    # back on the first entity, it goes on from where it was left
+    start = upload(first, sign=False)
+    wait_for_complete(page)
+    assert traffic.patches[start] >= size // 4, traffic.patches[start:]
+    with api(base, token) as client:
+        for entity_id in (first, second):
+            (linked,) = client.get(f"/v1/entities/{entity_id}/assets").json()["items"]
+            assert (linked["asset_id"], linked["size"]) == (digest, size)
+    # finished uploads are forgotten
+    assert page.evaluate(
+        "Object.keys(localStorage).filter(k => k.startsWith('ffUploads::'))") == []
