@@ -5,7 +5,8 @@ parameters embedded in PNGs and safetensors headers, into each asset's
 Service for other plugins and tests: ``metadata_extract.worker`` (:class:`Extractor`).
 Settings (``plugins.metadata_extract`` in ``config/core.json``): ``batch_size`` (32),
 ``queue_limit`` (10,000), ``timeout_seconds`` (60, per ExifTool batch),
-``copy_budget_bytes`` (256 MiB of remote blobs copied under ``tmp/`` at once).  ExifTool
+``copy_budget_bytes`` (256 MiB of remote blobs copied under ``tmp/`` at once),
+``exiftool_idle_seconds`` (300: the ExifTool process exits when unused that long).  ExifTool
 itself: ``tools.exiftool_enabled`` and ``tools.exiftool_path``.
 """
 

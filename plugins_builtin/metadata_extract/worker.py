@@ -55,6 +55,8 @@ class Settings:
     timeout_seconds: float = 60.0
     #: remote blobs copied under ``tmp/`` at once, at most (one larger file goes alone)
     copy_budget_bytes: int = 256 * 1024 * 1024
+    #: ExifTool (~25 MB of Perl) exits after this long without work; it starts again on use
+    exiftool_idle_seconds: float = 300.0
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Settings:
@@ -192,10 +194,22 @@ class Extractor:
                     await self._scan()
                 else:
                     self._idle.set()
-                    await self._wake.wait()
-                    self._wake.clear()
+                    await self._wait_for_work()
             except Exception:
                 self.log.exception("metadata extraction failed on a batch; going on")
+
+    async def _wait_for_work(self) -> None:
+        runner = self.runner
+        linger = self.settings.exiftool_idle_seconds if runner and runner.running else None
+        try:
+            async with asyncio.timeout(linger):
+                await self._wake.wait()
+        except TimeoutError:
+            assert runner is not None
+            self.log.info("exiftool idle for %g s: stopping it until there is work", linger)
+            await runner.close()
+            return
+        self._wake.clear()
 
     async def _check_exiftool(self) -> None:
         exe = self.located.path

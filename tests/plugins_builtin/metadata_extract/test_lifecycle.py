@@ -8,7 +8,7 @@ import signal
 from pathlib import Path
 
 from tests.plugins_builtin.metadata_extract import files
-from tests.plugins_builtin.metadata_extract.conftest import configure
+from tests.plugins_builtin.metadata_extract.conftest import configure, poll
 
 
 def alive(pid: int) -> bool:
@@ -109,3 +109,21 @@ async def test_without_the_assets_plugin_it_stays_out_of_the_way(start_core, hom
         lines = [line["message"] for line in core.log_lines()]
     assert status["queued"] == 0 and status["done"] == 0
     assert "metadata extraction off: the assets plugin is not loaded" in lines
+
+
+async def test_an_idle_exiftool_exits_and_comes_back_for_new_work(
+        start_core, home: Path) -> None:
+    settings = configure(home, plugin={"exiftool_idle_seconds": 0.2})
+    async with start_core(settings) as core:
+        await core.extracted(files.jpeg(10, 10), "a.jpg")
+        pid = core.worker.runner.pid
+
+        async def stopped():
+            status = await core.status()
+            return status if not status["exiftool"]["running"] else None
+
+        status = await poll(stopped)
+        assert status["exiftool"]["processes_started"] == 1 and not alive(pid)
+        asset = await core.extracted(files.jpeg(12, 10), "b.jpg")
+        status = await core.status()
+    assert asset["width"] == 12 and status["exiftool"]["processes_started"] == 2
