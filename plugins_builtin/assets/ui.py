@@ -5,10 +5,11 @@ one form whose buttons post the selection to ``/ui/assets/bulk/link`` (an entity
 the links) or ``/ui/assets/bulk/delete`` (a confirmation, then the deletes); ``static/
 gallery.js`` only adds the "N selected" bar, select-all and shift-click ranges.
 
-The tab uploads with ``static/uploads.js``: one XMLHttpRequest per file straight to
-``/v1/assets/upload`` (each with its progress bar, the session's CSRF token in the
-``X-CSRF-Token`` header), then refreshes the list with htmx.  Without JavaScript the same form
-posts to ``/ui/entities/{id}/attachments/upload``, bounded by the UI's body limit.
+The tab and the Assets page upload with the vendored Uppy Dashboard (``static/uploads.js``,
+template ``_uploader.html``): resumable tus uploads to ``/v1/uploads`` with the session's
+CSRF token in the ``X-CSRF-Token`` header, then a refresh of the list with htmx.  Without
+JavaScript the tab's form posts to ``/ui/entities/{id}/attachments/upload``, bounded by the
+UI's body limit.
 """
 
 from __future__ import annotations

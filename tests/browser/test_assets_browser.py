@@ -20,6 +20,12 @@ from tests.browser.test_entities_browser import loaded, sign_in
 pytestmark = pytest.mark.browser
 
 
+
+def settled(page: Page) -> None:
+    """Wait for htmx to finish a swap: it wires up the swapped-in form only after its settle
+    delay, and a change made before that is not sent."""
+    page.wait_for_function("() => !document.querySelector('.htmx-swapping, .htmx-settling')")
+
 def png_image(width: int = 24, height: int = 16) -> bytes:
     """A real PNG the browser can draw; a random colour makes its bytes (its id) new."""
     colour = os.urandom(3)
@@ -74,20 +80,16 @@ def test_attachments_journey(page: Page, live_server: tuple[str, str], api: http
     expect(page).to_have_url(re.compile(rf"/ui/entities/{entity_id}\?tab=attachments$"))
     panel = page.locator("#tab-panel")
     expect(panel.locator("#attachments-empty")).to_have_text("No attachments yet.")
-    page.wait_for_function("window.ffAssetUploads === true")
+    expect(page.locator("#attachment-upload")).to_have_attribute("data-uploader-state", "ready")
 
-    # Two files at once: one progress bar each, both finish, the list refreshes in place.
-    page.get_by_label("Files", exact=True).set_input_files(
+    # Two files at once through the Uppy Dashboard (tus): both finish, the list refreshes.
+    page.locator("#attachment-upload-dashboard input[type=file]").first.set_input_files(
         [tmp_path / image_name, tmp_path / notes_name])
     page.get_by_label("Role").fill("reference")
-    page.get_by_role("button", name="Upload").click()
-    rows = page.locator("#upload-progress li")
-    expect(rows).to_have_count(2)
-    expect(rows.locator(".upload-name")).to_have_text([image_name, notes_name])
-    expect(page.locator('#upload-progress li[data-state="done"]')).to_have_count(2)
-    for i in range(2):
-        expect(rows.nth(i).locator("progress")).to_have_js_property("value", 100)
-    expect(page.locator("#upload-summary")).to_have_text("2 files uploaded.")
+    page.get_by_role("button", name=re.compile(r"^Upload 2 files")).click()
+    items = page.locator(".uppy-Dashboard-Item")
+    expect(items).to_have_count(2)
+    expect(page.locator(".uppy-Dashboard-Item.is-complete")).to_have_count(2)
     listing = page.locator("#attachment-list")
     # a few go up at once, so they are linked in the order they finished
     expect(listing.locator("tr[data-asset-id] .asset-name")).to_have_count(2)
@@ -130,6 +132,7 @@ def test_attachments_journey(page: Page, live_server: tuple[str, str], api: http
     expect(page).to_have_url(re.compile(r"[?&]kind=doc\.text(&|$)"))
     expect(listing.locator("tr[data-asset-id] .asset-name")).to_have_text([notes_name])
     assert page.evaluate("window.__marker") == 2, "the kind filter reloaded the page"
+    settled(page)
     page.locator("#attachment-kind").select_option("")
     expect(listing.locator("tr[data-asset-id]")).to_have_count(2)
 
@@ -216,13 +219,12 @@ def test_a_failed_upload_says_why_and_the_others_still_land(
     loaded(page)
     # the entity is deleted behind the page's back: the API refuses to link to it
     assert api.delete(f"/v1/entities/{entity_id}").status_code == 204
-    page.get_by_label("Files", exact=True).set_input_files([good])
-    page.get_by_role("button", name="Upload").click()
-    failed = page.locator('#upload-progress li[data-state="failed"]')
-    expect(failed).to_have_count(1)
-    expect(failed.locator(".upload-status")).to_contain_text("no entity with id")
-    expect(page.locator("#upload-summary")).to_have_text("0 files uploaded, 1 failed.")
-    expect(page.get_by_role("button", name="Upload")).to_be_enabled()
+    expect(page.locator("#attachment-upload")).to_have_attribute("data-uploader-state", "ready")
+    page.locator("#attachment-upload-dashboard input[type=file]").first.set_input_files([good])
+    page.get_by_role("button", name=re.compile(r"^Upload 1 file")).click()
+    expect(page.locator(".uppy-Dashboard-Item.is-error")).to_have_count(1)
+    expect(page.locator("#attachment-upload-error")).to_contain_text("no entity with id")
+    expect(page.get_by_role("button", name="Retry upload")).to_be_visible()
 
 
 def test_upload_without_javascript(browser: Browser, live_server: tuple[str, str],

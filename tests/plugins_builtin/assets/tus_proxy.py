@@ -126,9 +126,9 @@ class CuttingProxy:
                     elif not self._forward(requests, data, upstream):
                         if self.on_cut is not None:
                             self.on_cut()
+                        self.cut.set()  # before the client can see the reset and look
                         _reset(downstream)
                         _reset(upstream)
-                        self.cut.set()
                         return
         except OSError:
             return
