@@ -141,5 +141,8 @@ class Kernel(Protocol):
     def asset_ingested(self, asset: dict[str, Any]) -> None:
         """Tell every plugin (``faceforge_asset_ingested``) that an asset's bytes were
         stored.  Runs in the background, off the request path; failures are logged."""
+    async def status(self) -> list[dict[str, str]]:
+        """Every plugin's ``faceforge_status`` lines (``plugin``, ``name``, ``state``,
+        ``message``)."""
     def system_info(self) -> dict[str, Any]:
         """Version, address, paths, plugins, routes, scopes: what ``/v1/system/info`` says."""

@@ -122,6 +122,18 @@ class StorageProviderType:
 
 
 @dataclass(frozen=True, kw_only=True)
+class StatusLine:
+    """One line of a plugin's state, shown on the System page and at
+    ``/v1/system/status``: a feature that is off, degraded or busy says so here."""
+
+    #: what it is about, e.g. ``"metadata extraction"``
+    name: str
+    #: ``"ok"``, ``"off"`` (not running, by choice or for want of something) or ``"error"``
+    state: str
+    message: str
+
+
+@dataclass(frozen=True, kw_only=True)
 class NavEntry:
     """A link in the UI's main navigation."""
 

@@ -25,6 +25,7 @@ from ff_plugin_sdk.types import (
     NavEntry,
     Scope,
     StaticDir,
+    StatusLine,
     StorageProviderType,
     UIPage,
 )
@@ -119,6 +120,9 @@ class Hooks:
 
     def ui_templates(self) -> list[Path]:
         return [path for _, path in self._flatten(self.call_sync("faceforge_ui_templates"))]
+
+    async def status(self, kernel: Kernel) -> list[tuple[str, StatusLine]]:
+        return self._flatten(await self.call("faceforge_status", kernel=kernel))
 
     async def ui_nav(self, kernel: Kernel) -> list[NavEntry]:
         entries = [e for _, e in self._flatten(await self.call("faceforge_ui_nav", kernel=kernel))]

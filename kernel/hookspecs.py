@@ -27,6 +27,7 @@ from ff_plugin_sdk.types import (
     NavEntry,
     Scope,
     StaticDir,
+    StatusLine,
     StorageProviderType,
     UIPage,
 )
@@ -115,6 +116,15 @@ def faceforge_ui_templates() -> Sequence[Path]:
     """Contribute Jinja template folders; pages extend ``_base.html`` from the UI shell.
 
     Called: once per app build.  Async: no.
+    """
+
+
+@hookspec
+def faceforge_status(kernel: Kernel) -> Sequence[StatusLine]:
+    """Say how the plugin's features are doing (``"metadata extraction off: exiftool not
+    found"``), for the System page and ``GET /v1/system/status``.
+
+    Called: on every such request, so keep it cheap.  Async: may be ``async def``.
     """
 
 

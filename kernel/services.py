@@ -154,6 +154,15 @@ class Kernel:
         if late:
             await asyncio.wait(late)
 
+    async def status(self) -> list[dict[str, str]]:
+        try:
+            lines = await self.hooks.status(self)
+        except Exception as exc:  # a plugin's failure is a line of status, not a 500
+            logging.getLogger("faceforge.hooks").exception("faceforge_status failed")
+            return [{"plugin": "?", "name": "status", "state": "error", "message": str(exc)}]
+        return [{"plugin": plugin, "name": line.name, "state": line.state,
+                 "message": line.message} for plugin, line in lines]
+
     def system_info(self) -> dict[str, Any]:
         return {
             "version": self.version,

@@ -91,6 +91,18 @@ def _out(e: object) -> EventOut:
     return msgspec.convert(e, EventOut, from_attributes=True)
 
 
+class Status(msgspec.Struct, kw_only=True):
+    plugin: str
+    name: str
+    #: ok, off or error
+    state: str
+    message: str
+
+
+class StatusPage(msgspec.Struct, kw_only=True):
+    items: list[Status]
+
+
 def routes(kernel: Kernel) -> list[ApiRoute]:
     bus = kernel.events
 
@@ -105,6 +117,10 @@ def routes(kernel: Kernel) -> list[ApiRoute]:
     async def system_info(request: Request) -> SystemInfo:
         """Version, resolved paths, loaded plugins, SQLite version."""
         return msgspec.convert(kernel.system_info(), SystemInfo)
+
+    async def system_status(request: Request) -> StatusPage:
+        """How each plugin's features are doing: what is off, and why."""
+        return msgspec.convert({"items": await kernel.status()}, StatusPage)
 
     async def list_events(request: Request, query: EventQuery) -> EventPage:
         """Events after an id, oldest first; poll with ``after=<next_cursor>``."""
@@ -133,6 +149,8 @@ def routes(kernel: Kernel) -> list[ApiRoute]:
                  tags=["system"]),
         ApiRoute(path="/v1/system/info", endpoint=system_info, scope="system:read",
                  response=SystemInfo, tags=["system"]),
+        ApiRoute(path="/v1/system/status", endpoint=system_status, scope="system:read",
+                 response=StatusPage, tags=["system"]),
         ApiRoute(path="/v1/events", endpoint=list_events, scope="events:read",
                  query=EventQuery, response=EventPage, tags=["events"]),
         ApiRoute(path="/v1/events/stream", endpoint=stream_events, scope="events:read",

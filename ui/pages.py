@@ -69,7 +69,8 @@ def pages(kernel: Kernel) -> list[UIPage]:
         return response
 
     async def system(request: Request) -> Response:
-        return render(request, "system.html", {"info": kernel.system_info()})
+        return render(request, "system.html", {"info": kernel.system_info(),
+                                               "status": await kernel.status()})
 
     async def events(request: Request) -> Response:
         params = request.query_params

@@ -248,7 +248,7 @@ def routes(uploads: Uploads, ingest: Ingest, max_upload_bytes: int) -> list[ApiR
         raise BadRequest("POST on an upload needs X-HTTP-Method-Override: PATCH or DELETE",
                          code="method_override_required", status=405)
 
-    one = "/uploads/{upload_id:str}"
+    one = "/uploads/{upload_id}"
     tags = ["uploads"]
     write_scope = "assets:write"
     chunk_body = {"required": False, "content": {CHUNK_TYPE: {

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ff_plugin_sdk import ApiRoute, Kernel, hookimpl
+from ff_plugin_sdk import ApiRoute, Kernel, StatusLine, hookimpl
 from plugins_builtin.metadata_extract import api
 from plugins_builtin.metadata_extract.worker import Extractor, Settings, wanted
 
@@ -48,3 +48,18 @@ async def faceforge_shutdown(kernel: Kernel) -> None:
 def faceforge_asset_ingested(kernel: Kernel, asset: dict[str, Any]) -> None:
     if wanted(asset):
         worker_for(kernel).enqueue(asset["asset_id"])
+
+
+@hookimpl
+async def faceforge_status(kernel: Kernel) -> list[StatusLine]:
+    """The System page's line: on (which ExifTool), or off and why."""
+    worker = worker_for(kernel)
+    if await worker.exiftool_ready():
+        status = worker.status()
+        return [StatusLine(name="metadata extraction", state="ok", message=(
+            f"ExifTool {status['exiftool']['version']} at {status['exiftool']['path']}; "
+            f"{status['queued']} queued, {status['done']} done, {status['failed']} failed"))]
+    reason = worker.located.reason or "exiftool not available"
+    return [StatusLine(name="metadata extraction", state="off",
+                       message=f"metadata extraction off: {reason} (PNG and safetensors "
+                               f"generation parameters are still read)")]

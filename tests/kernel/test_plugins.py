@@ -200,6 +200,16 @@ async def test_migrations_hook_creates_the_table(contrib) -> None:
         ("contributions", 1)]
 
 
+async def test_status_hook_lines_reach_the_api_and_the_system_page(contrib) -> None:
+    _, client = contrib
+    r = await client.get("/v1/system/status")
+    assert r.status_code == 200
+    assert {"plugin": "contributions", "name": "contrib widget", "state": "off",
+            "message": "contrib widget off: no gears"} in r.json()["items"]
+    page = await client.get("/ui/system")
+    assert "contrib widget off: no gears" in page.text
+
+
 async def test_job_types_hook(contrib) -> None:
     kernel, _ = contrib
     assert kernel.job_types["contrib.noop"].summary == "does nothing"

@@ -10,6 +10,7 @@ from ff_plugin_sdk import (
     NavEntry,
     Scope,
     StaticDir,
+    StatusLine,
     StorageProviderType,
     UIPage,
     hookimpl,
@@ -113,6 +114,11 @@ def faceforge_static_dirs():
 @hookimpl
 def faceforge_ui_templates():
     return [HERE / "contrib_templates"]
+
+
+@hookimpl
+async def faceforge_status(kernel):
+    return [StatusLine(name="contrib widget", state="off", message="contrib widget off: no gears")]
 
 
 @hookimpl

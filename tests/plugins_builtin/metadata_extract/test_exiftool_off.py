@@ -119,3 +119,24 @@ async def test_an_exiftool_that_does_not_run_is_reported(start_core, home: Path)
     assert lines == [f"metadata extraction off: {reason}"]
     assert asset["extracted_metadata"] == {"exiftool_off": reason}
     assert os.access(broken, os.X_OK)
+
+
+async def test_the_off_state_is_a_line_on_the_system_status_and_page(
+        start_core, home: Path, exiftool: Path) -> None:
+    settings = configure(home, tools={"exiftool_path": "/nowhere/exiftool"})
+    async with start_core(settings) as core:
+        r = await core.client.get("/v1/system/status")
+        page = await core.client.get("/ui/system")
+    assert r.status_code == 200, r.text
+    [line] = [s for s in r.json()["items"] if s["plugin"] == "metadata_extract"]
+    assert line["state"] == "off"
+    assert line["message"].startswith("metadata extraction off: exiftool not found")
+    assert page.status_code == 200
+    assert "metadata extraction off: exiftool not found (looked in /nowhere/exiftool" in \
+        page.text
+
+    settings = configure(home, tools={"exiftool_path": str(exiftool)})
+    async with start_core(settings) as core:
+        r = await core.client.get("/v1/system/status")
+    [line] = [s for s in r.json()["items"] if s["plugin"] == "metadata_extract"]
+    assert line["state"] == "ok" and str(exiftool) in line["message"]
