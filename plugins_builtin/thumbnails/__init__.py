@@ -4,8 +4,8 @@
 background by a bounded worker; an entity without a primary thumbnail gets its first
 image's.  ``GET /v1/assets/{id}/thumbnail`` redirects to one.
 
-Service published: ``thumbnails.worker`` (:class:`Worker`: ``await join()`` waits until the
-queued work is done).
+Services published: ``thumbnails.worker`` (:class:`Worker`: ``await join()`` waits until
+the queued work is done) and ``thumbnails.thumbnailer`` (:class:`Thumbnailer`).
 
 Settings (``plugins.thumbnails`` in ``config/core.json``): ``concurrency`` (default 2),
 ``max_source_bytes`` (default 100 MiB), ``max_pixels`` (default 200,000,000).
@@ -19,7 +19,8 @@ from PIL import Image
 
 from ff_plugin_sdk import ApiRoute, Event, Kernel, hookimpl
 from plugins_builtin.thumbnails import api
-from plugins_builtin.thumbnails.derive import Settings, Thumbnailer, wanted
+from plugins_builtin.thumbnails.derive import Thumbnailer, wanted
+from plugins_builtin.thumbnails.settings import Settings
 from plugins_builtin.thumbnails.worker import Worker
 
 SERVICE = "thumbnails.worker"

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -20,7 +19,8 @@ import anyio.to_thread
 
 from ff_plugin_sdk import FaceForgeError, Kernel
 from ff_plugin_sdk.storage import BlobMissing, StorageUnavailable
-from plugins_builtin.thumbnails.render import DEFAULT_MAX_PIXELS, Refused, Thumbnail, render
+from plugins_builtin.thumbnails.render import Refused, Thumbnail, render
+from plugins_builtin.thumbnails.settings import Settings
 
 THUMBNAIL_KIND = "image.thumbnail"
 #: the key in ``plugin_data`` (``{"256": id, "1024": id}`` or ``{"error": reason}``)
@@ -36,31 +36,6 @@ CATCH_UP_SQL = (
     " AND mime_type >= 'image/' AND mime_type < 'image0' AND kind != ?"
     " AND derived_from_asset_id IS NULL AND blob_state != 'removed'"
     " AND json_extract(plugin_data, '$.thumbnails') IS NULL ORDER BY seq LIMIT ?")
-
-
-@dataclass(frozen=True, kw_only=True)
-class Settings:
-    """``plugins.thumbnails`` in ``config/core.json``."""
-
-    #: images worked on at once (each holds one decoded image and one source in memory)
-    concurrency: int = 2
-    #: larger sources are skipped (their bytes are read into memory)
-    max_source_bytes: int = 100 * 1024 * 1024
-    #: more pixels than this is a decompression bomb: refused, never decoded
-    max_pixels: int = DEFAULT_MAX_PIXELS
-
-    @classmethod
-    def from_config(cls, config: dict[str, Any]) -> Settings:
-        values: dict[str, int] = {}
-        for name in ("concurrency", "max_source_bytes", "max_pixels"):
-            if name not in config:
-                continue
-            value = config[name]
-            if type(value) is not int or value < 1:
-                raise ValueError(f"plugins.thumbnails.{name} must be a whole number of at "
-                                 f"least 1, got {value!r}")
-            values[name] = value
-        return cls(**values)
 
 
 def wanted(asset: dict[str, Any]) -> bool:

@@ -32,8 +32,8 @@ import anyio
 import anyio.to_thread
 from PIL import Image
 
-from plugins_builtin.thumbnails.derive import Settings
 from plugins_builtin.thumbnails.render import render
+from plugins_builtin.thumbnails.settings import Settings
 from plugins_builtin.thumbnails.worker import Worker
 from tests.bench.load import wait_quiet
 

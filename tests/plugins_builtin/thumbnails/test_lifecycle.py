@@ -5,6 +5,7 @@ settings stop the start with a message naming the setting."""
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 
 import anyio
@@ -101,6 +102,14 @@ async def test_work_dropped_at_shutdown_is_done_after_the_next_start(
     ("concurrency", 0), ("concurrency", "2"), ("max_pixels", -1), ("max_source_bytes", 1.5),
     ("max_source_bytes", True)])
 def test_a_bad_setting_is_named(make_app, home, setting: str, value: object) -> None:
-    with pytest.raises(PluginError, match=f"plugins.thumbnails.{setting} must be a whole "
-                                          f"number of at least 1, got {value!r}"):
+    with pytest.raises(PluginError, match=re.escape(
+            f"plugins.thumbnails.{setting} must be a whole number of at least 1, got "
+            f"{value!r}")):
         make_app(settings=configured(home, **{setting: value}))
+
+
+def test_an_unknown_setting_is_named(make_app, home) -> None:
+    with pytest.raises(PluginError, match=re.escape(
+            "unknown setting plugins.thumbnails.concurency; expected one of: concurrency, "
+            "max_source_bytes, max_pixels")):
+        make_app(settings=configured(home, concurency=4))
