@@ -72,3 +72,5 @@ def faceforge_asset_ingested(kernel: Kernel, asset: dict[str, Any]) -> None:
 async def faceforge_event(kernel: Kernel, event: Event) -> None:
     if event.type == "asset.linked":
         await parts(kernel)[0].linked(event.data["asset_id"], event.data["entity_id"])
+    elif event.type == "asset.deleted":
+        await parts(kernel)[0].deleted(event.data["asset_id"])

@@ -17,7 +17,7 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
-from ff_plugin_sdk import FaceForgeError, Kernel
+from ff_plugin_sdk import FaceForgeError, Kernel, NotFound
 from ff_plugin_sdk.storage import BlobMissing, StorageUnavailable
 from plugins_builtin.thumbnails.render import Refused, Thumbnail, render
 from plugins_builtin.thumbnails.settings import Settings
@@ -191,6 +191,23 @@ class Thumbnailer:
         ids = thumbnail_ids(asset)
         if ids is not None and "256" in ids:
             await self.offer(entity_id, ids["256"])
+
+    async def deleted(self, asset_id: str) -> int:
+        """An image was deleted: its thumbnails go with it (they would otherwise stay in
+        every list, and keep their bytes).  Returns how many were deleted."""
+        asset = await self.assets.find(asset_id)
+        ids = thumbnail_ids(asset) if asset is not None else None
+        count = 0
+        for thumb_id in (ids or {}).values():
+            thumb = await self.assets.find(thumb_id)
+            if thumb is None or thumb["deleted_at"] or thumb["derived_from_asset_id"] != asset_id:
+                continue  # gone already, or its bytes now belong to another image too
+            try:
+                await self.assets.delete(thumb_id, None)
+                count += 1
+            except NotFound:
+                pass
+        return count
 
     # -- the catch-up ----------------------------------------------------------------------
     async def missing(self) -> AsyncIterator[str]:

@@ -51,7 +51,9 @@ import httpx
 import msgspec
 
 from kernel.home import DB_FILENAME
+from tests.bench import exiftool as exiftool_bench
 from tests.bench import seed as seeding
+from tests.bench import thumbnails as thumbnails_bench
 from tests.bench.assets import bench_assets
 from tests.bench.concurrency import concurrent_create
 from tests.bench.load import Request, client_for, get_json, measure, summarize, wait_quiet
@@ -542,7 +544,8 @@ def bench_logging(n: int, bench: Bench) -> None:
 
 
 # -- main ------------------------------------------------------------------------------
-PHASES = ["startup", "http", "write_path", "logging", "scale", "assets", "uploads"]
+PHASES = ["startup", "http", "write_path", "logging", "scale", "assets", "uploads",
+          "thumbnails", "exiftool"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -611,6 +614,16 @@ def main(argv: list[str] | None = None) -> int:
             bench_assets(root, bench, progress, quick=args.quick, keep=args.keep)
         if "uploads" in phases:
             bench_uploads(root, bench, progress, quick=args.quick)
+        if "thumbnails" in phases:
+            out = bench.doc["thumbnails"] = thumbnails_bench.run(args.quick, args.quiet_wait)
+            bench.target("thumbnails (256 + 1024 px) of 12-megapixel JPEGs, images/s", out,
+                         "images_per_s", ">=", 25)
+        if "exiftool" in phases:
+            out = bench.doc["exiftool"] = exiftool_bench.run(args.quick)
+            bench.target("ExifTool batch extraction of small files, files/s (cold start)",
+                         out["runner"], "cold_files_per_s", ">=", 200)
+            bench.target("metadata extraction through Core (upload to stored), files/s",
+                         out["plugin"], "files_per_s", ">=", 200)
     except Exception as exc:  # the document still says what was measured
         traceback.print_exc()
         bench.doc["error"] = f"{type(exc).__name__}: {exc}"

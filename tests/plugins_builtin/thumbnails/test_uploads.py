@@ -176,3 +176,19 @@ async def test_an_image_deleted_and_uploaded_again_keeps_working_thumbnails(
     thumbs = await thumbnails_of(client, source["asset_id"])
     for asset_id in thumbs.values():
         assert (await asset(client, asset_id))["deleted_at"] is None
+
+
+async def test_deleting_an_image_deletes_its_thumbnails(client, kernel) -> None:
+    kept = await upload(client, jpeg(640, 480), "kept.jpg")
+    gone = await upload(client, jpeg(480, 640), "gone.jpg")
+    await settle(kernel)
+    gone_thumbs = set((await thumbnails_of(client, gone["asset_id"])).values())
+    kept_thumbs = set((await thumbnails_of(client, kept["asset_id"])).values())
+    r = await client.delete(f"/v1/assets/{gone['asset_id']}")
+    assert r.status_code == 204
+    await settle(kernel)
+    for thumb_id in gone_thumbs:
+        assert (await client.get(f"/v1/assets/{thumb_id}")).status_code == 404
+    listed = {a["asset_id"] for a in (await client.get(
+        "/v1/assets", params={"kind": "image.thumbnail"})).json()["items"]}
+    assert listed == kept_thumbs
