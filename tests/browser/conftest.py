@@ -49,10 +49,11 @@ def _server_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("FACEFORGE_")}
 
 
-def _fail_start(proc: subprocess.Popen[str], why: str) -> None:
+def _fail_start(proc: subprocess.Popen[str], why: str, console: Path) -> None:
     if proc.poll() is None:
         proc.kill()
-    _, stderr = proc.communicate(timeout=STOP_TIMEOUT)
+    proc.wait(timeout=STOP_TIMEOUT)
+    stderr = console.read_text("utf-8", errors="replace")
     pytest.fail(f"faceforge serve {why}; exit code {proc.returncode}; stderr:\n{stderr}")
 
 
@@ -61,17 +62,21 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
     """A real ``python -m kernel serve --port 0`` on a fresh home; yields (base_url, token)."""
     home = tmp_path_factory.mktemp("browser-home")
     env = _server_env()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "kernel", "serve", "--home", str(home), "--port", "0"],
-        env=env, cwd=REPO_ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE, text=True)
+    # the console log goes to a file: a pipe nobody reads fills up over a session's worth of
+    # requests, and the server then blocks writing its next log line
+    console = home.parent / f"{home.name}-console.log"
+    with console.open("w", encoding="utf-8") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "kernel", "serve", "--home", str(home), "--port", "0"],
+            env=env, cwd=REPO_ROOT, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+            text=True)
     try:
         ports_file = home / "config" / "ports.json"
         base_url = ""
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if proc.poll() is not None:
-                _fail_start(proc, "exited during startup")
+                _fail_start(proc, "exited during startup", console)
             if not base_url and ports_file.exists():
                 try:
                     port = json.loads(ports_file.read_text(encoding="utf-8"))["core"]
@@ -88,7 +93,7 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
             time.sleep(0.1)  # bounded poll for the process to come up
         else:
             _fail_start(proc, f"was not healthy within {START_TIMEOUT:.0f} s "
-                              f"(ports.json {'found' if base_url else 'missing'})")
+                              f"(ports.json {'found' if base_url else 'missing'})", console)
         token = subprocess.run(
             [sys.executable, "-m", "kernel", "token", "--home", str(home)], env=env,
             cwd=REPO_ROOT, capture_output=True, text=True, check=True, timeout=30,
@@ -103,8 +108,6 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(timeout=STOP_TIMEOUT)
-        if proc.stderr:
-            proc.stderr.close()
 
 
 @pytest.fixture(scope="session")
