@@ -110,6 +110,14 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
                 proc.wait(timeout=STOP_TIMEOUT)
 
 
+@pytest.fixture
+def api(live_server: tuple[str, str]) -> Iterator[httpx.Client]:
+    """An install-token client of the session's server."""
+    base, token = live_server
+    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}) as client:
+        yield client
+
+
 @pytest.fixture(scope="session")
 def chromium_path() -> str:
     """Debian's Chromium (or FACEFORGE_CHROMIUM); a missing browser is a failure, not a skip."""

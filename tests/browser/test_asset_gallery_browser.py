@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -25,13 +25,6 @@ pytestmark = pytest.mark.browser
 PHONE = {"width": 420, "height": 720}
 IMAGES = 24
 THUMBNAILS_TIMEOUT = 30.0
-
-
-@pytest.fixture
-def api(live_server: tuple[str, str]) -> Iterator[httpx.Client]:
-    base, token = live_server
-    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}) as client:
-        yield client
 
 
 @pytest.fixture

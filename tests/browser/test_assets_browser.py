@@ -8,7 +8,6 @@ import os
 import re
 import struct
 import zlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -38,13 +37,6 @@ def png_image(width: int = 24, height: int = 16) -> bytes:
     return (b"\x89PNG\r\n\x1a\n"
             + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
             + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
-
-
-@pytest.fixture
-def api(live_server: tuple[str, str]) -> Iterator[httpx.Client]:
-    base, token = live_server
-    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}) as client:
-        yield client
 
 
 @pytest.fixture
