@@ -7,6 +7,7 @@ from pathlib import Path
 from ff_plugin_sdk import (
     ApiRoute,
     EntityTab,
+    Event,
     Kernel,
     Migration,
     NavEntry,
@@ -64,3 +65,9 @@ def faceforge_ui_pages(kernel: Kernel) -> list[UIPage]:
 def faceforge_ui_entity_tabs(kernel: Kernel) -> list[EntityTab]:
     return [EntityTab(id="overview", label="Overview", order=0,
                       render=ui.overview_renderer(kernel))]
+
+
+@hookimpl
+async def faceforge_event(kernel: Kernel, event: Event) -> None:
+    if event.type == "asset.deleted":
+        await store_for(kernel).forget_thumbnail(event.data["asset_id"])

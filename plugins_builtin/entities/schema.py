@@ -55,4 +55,12 @@ MIGRATIONS = [
         ALTER TABLE entities ADD COLUMN version INTEGER NOT NULL DEFAULT 1;
         """,
     ),
+    Migration(
+        version=3,
+        name="find the entities showing an asset as their thumbnail",
+        sql="""
+        CREATE INDEX entities_thumbnail ON entities(primary_thumbnail_asset_id)
+            WHERE primary_thumbnail_asset_id IS NOT NULL;
+        """,
+    ),
 ]

@@ -337,6 +337,23 @@ class EntityStore:
 
         return await self.db.write(offer)
 
+    async def forget_thumbnail(self, asset_id: str) -> int:
+        """The asset was deleted: entities showing it as their primary thumbnail show none
+        (rather than a broken picture).  Returns how many changed."""
+        def forget(tx: WriteTx) -> int:
+            now = self.kernel.now()
+            rows = tx.fetchall("SELECT entity_id FROM entities"
+                               " WHERE primary_thumbnail_asset_id = ?", (asset_id,))
+            for (entity_id,) in rows:
+                tx.execute("UPDATE entities SET primary_thumbnail_asset_id = NULL,"
+                           " updated_at = ?, version = version + 1 WHERE entity_id = ?",
+                           (now, entity_id))
+                tx.event("entity.updated", {"entity_id": entity_id,
+                                            "changed": ["primary_thumbnail_asset_id"]})
+            return len(rows)
+
+        return await self.db.write(forget)
+
     async def set_deleted(self, entity_id: str, deleted: bool,
                           if_match: Collection[int] | None = None) -> dict[str, Any]:
         """Soft-delete or restore; restoring a live entity changes nothing."""

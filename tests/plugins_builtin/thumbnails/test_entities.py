@@ -73,3 +73,18 @@ async def test_an_image_without_thumbnails_gives_none(client, kernel) -> None:
     await settle(kernel)
     assert "error" in await thumbnails_of(client, broken["asset_id"])
     assert await primary(client, ada) is None
+
+
+async def test_deleting_the_image_leaves_no_broken_thumbnail(client, kernel) -> None:
+    ada = await make_entity(client)
+    image = await upload(client, jpeg(800, 600), "photo.jpg", entity_id=ada)
+    await settle(kernel)
+    assert await primary(client, ada) is not None
+    chosen = await upload(client, encode(photo(64, 64), "PNG"), "chosen.png")
+    bob = await make_entity(client, primary_thumbnail_asset_id=chosen["asset_id"])
+    for asset in (image, chosen):
+        assert (await client.delete(f"/v1/assets/{asset['asset_id']}")).status_code == 204
+    await settle(kernel)
+    # the image's thumbnails went with it, and with them Ada's; Bob's own pick went too
+    assert await primary(client, ada) is None
+    assert await primary(client, bob) is None
