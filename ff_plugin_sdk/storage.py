@@ -99,6 +99,8 @@ class StorageProvider(Protocol):
     name: str
     #: the bucket (S3-like providers) recorded with each asset; optional, None elsewhere
     #: bucket: str | None
+    #: optional too: ``local_path(key) -> Path | None``, where a provider keeping files on
+    #: this machine has the blob (for programs that need a path, such as ExifTool)
 
     async def write(self, chunks: AsyncIterable[bytes], *,
                     max_bytes: int | None = None) -> StoredBlob:

@@ -113,6 +113,11 @@ class FilesystemProvider:
             raise BlobMissing(f"no blob {key!r} in the filesystem store")
         return blob_path(self.root, key)
 
+    def local_path(self, key: str) -> Path | None:
+        """Where the blob lives on this machine, for a program that needs a path (ExifTool);
+        read it, never change it.  None for a key that is not a blob id."""
+        return blob_path(self.root, key) if _valid_key(key) else None
+
     async def open_range(self, key: str, start: int = 0,
                          end: int | None = None) -> AsyncIterator[bytes]:
         path = self._path(key)

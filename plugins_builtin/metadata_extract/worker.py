@@ -318,16 +318,12 @@ class Extractor:
     def _local_path(self, asset: dict[str, Any]) -> Path | None:
         """The blob's own file, for the filesystem provider (read in place, never changed)."""
         provider = self.kernel.storage.providers.get(asset["provider"])
-        if provider is None or provider.name != "fs":
-            return None
+        # a provider with local files may say where a blob is (``local_path``); the others
+        # are read through open_range into a copy
         helper = getattr(provider, "local_path", None)
-        key = asset["asset_id"]
-        if callable(helper):
-            path = helper(key)
-        elif (root := getattr(provider, "root", None)) is not None:
-            path = Path(root) / key[:2] / key[2:4] / key  # the fs provider's layout
-        else:
+        if not callable(helper):
             return None
+        path = helper(asset["asset_id"])
         with contextlib.suppress(OSError):
             if path is not None and Path(path).stat().st_size == asset["size"]:
                 return Path(path)
