@@ -103,13 +103,6 @@ class Upload:
         return self.asset_id is not None
 
 
-@dataclass
-class Appended:
-    """How an append ended, for the protocol layer to answer."""
-
-    stopped: bool = False  # the client went away, or another request took over
-
-
 class _Writer:
     """Appends batches to an upload's file from a worker thread, hashing alongside."""
 
@@ -282,7 +275,7 @@ class Uploads:
 
     # -- appending -------------------------------------------------------------------------
     async def append(self, upload: Upload, chunks: AsyncIterator[bytes],
-                     checksum: tuple[str, bytes] | None) -> Appended:
+                     checksum: tuple[str, bytes] | None) -> None:
         """Append a request body at ``upload.received`` (the caller holds the upload).
 
         Bytes received before the client went away are kept, unless a checksum was given
@@ -300,7 +293,7 @@ class Uploads:
             raise upload_not_found(upload.upload_id) from None
         except OSError as exc:
             raise storage_error(exc, "an upload") from exc
-        result = Appended()
+        stopped = False  # the client went away, or another request took over
         written = 0
         pending: asyncio.Future[None] | None = None
         failure: BaseException | None = None
@@ -333,16 +326,16 @@ class Uploads:
                 except Exception as exc:  # the client went away (ClientDisconnect)
                     self.log.info("upload %s: the client went away after %d bytes (%s)",
                                   upload.upload_id, written + size, type(exc).__name__)
-                    result.stopped = True
+                    stopped = True
             if scope.cancelled_caught:
-                result.stopped = True
+                stopped = True
             with anyio.CancelScope(shield=True):
                 if batch:
                     await flush(b"".join(batch))
                 if pending is not None:
                     await pending
                 if check is not None:
-                    if result.stopped:
+                    if stopped:
                         raise Conflict("the request ended before its checksum could be checked"
                                        "; nothing of it was kept", code="upload_interrupted")
                     if check.digest() != checksum[1]:  # type: ignore[index]
@@ -369,7 +362,6 @@ class Uploads:
                     await self._save(upload)
                 if isinstance(failure, OSError):
                     raise storage_error(failure, "an upload") from failure
-        return result
 
     async def _save(self, upload: Upload) -> None:
         def save(tx: WriteTx) -> None:
