@@ -190,9 +190,7 @@ def test_select_and_link_without_javascript(browser: Browser, live_server: tuple
     context = browser.new_context(java_script_enabled=False)
     try:
         page = context.new_page()
-        page.goto(base + "/ui/login")
-        page.get_by_label("Install token").fill(token)
-        page.get_by_role("button", name="Sign in").click()
+        sign_in(page, base, token)
         page.goto(f"{base}/ui/assets?q={unique}&view=list")
         expect(page.locator("#bulk-bar")).to_be_visible()  # nothing hides it
         page.get_by_label(f"Select plain-{unique}-0.txt").check()

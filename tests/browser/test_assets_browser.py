@@ -228,9 +228,7 @@ def test_upload_without_javascript(browser: Browser, live_server: tuple[str, str
     context = browser.new_context(java_script_enabled=False)
     try:
         page = context.new_page()
-        page.goto(base + "/ui/login")
-        page.get_by_label("Install token").fill(token)
-        page.get_by_role("button", name="Sign in").click()
+        sign_in(page, base, token)
         page.goto(f"{base}/ui/entities/{entity_id}?tab=attachments")
         page.get_by_label("Files", exact=True).set_input_files([path])
         page.locator("#upload-kind").select_option("doc.text")
