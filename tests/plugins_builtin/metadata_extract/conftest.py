@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -106,6 +107,15 @@ def start_core(make_app: Any, settings: Settings) -> Callable[..., Any]:
             yield Core(client, app.state.kernel, chosen)
 
     return start
+
+
+def alive(pid: int) -> bool:
+    """Whether a process (ExifTool) still runs."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 async def poll(check: Callable[[], Awaitable[Any]], timeout: float = SETTLE_SECONDS,

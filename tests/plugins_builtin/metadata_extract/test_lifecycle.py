@@ -8,15 +8,7 @@ import signal
 from pathlib import Path
 
 from tests.plugins_builtin.metadata_extract import files
-from tests.plugins_builtin.metadata_extract.conftest import configure, poll
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+from tests.plugins_builtin.metadata_extract.conftest import alive, configure, poll
 
 
 async def upload_without_extraction(start_core, home: Path, count: int) -> list[dict]:

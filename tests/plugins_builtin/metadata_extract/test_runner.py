@@ -14,7 +14,7 @@ import pytest
 
 from plugins_builtin.metadata_extract.runner import ExifToolRunner
 from tests.plugins_builtin.metadata_extract import files
-from tests.plugins_builtin.metadata_extract.conftest import poll
+from tests.plugins_builtin.metadata_extract.conftest import alive, poll
 
 
 @pytest.fixture
@@ -31,14 +31,6 @@ def write_images(folder: Path, count: int) -> list[Path]:
         path.write_bytes(files.jpeg(10 + i, 7) if i % 2 else files.png(10 + i, 7))
         paths.append(path)
     return paths
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 async def test_many_files_one_round_trip_one_process(runner, tmp_path: Path) -> None:
