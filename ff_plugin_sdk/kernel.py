@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from ff_plugin_sdk.storage import Storage
-from ff_plugin_sdk.types import EntityTab, Event, NavEntry, Principal
+from ff_plugin_sdk.types import EntityTab, Event, JobType, NavEntry, Principal
 
 T = TypeVar("T")
 Params = Sequence[Any] | Mapping[str, Any]
@@ -96,6 +97,9 @@ class Auth(Protocol):
     session_max_age: int
 
     def principal(self, request: Any) -> Principal | None: ...
+    def still_valid(self, principal: Principal) -> bool:
+        """False once the credential stopped working (rotated, signed out, expired,
+        revoked): a long-lived response (an event stream) ends then."""
     def is_install_token(self, token: str) -> bool:
         """Constant-time check of a token typed into the sign-in form."""
     async def start_session(self) -> tuple[str, str]:
@@ -119,6 +123,8 @@ class Kernel(Protocol):
     #: the UI's main navigation and entity tabs, from every plugin, in order
     nav: list[NavEntry]
     entity_tabs: list[EntityTab]
+    #: every plugin's job types by name (``faceforge_job_types``), filled at start
+    job_types: dict[str, JobType]
     #: services plugins publish for each other, keyed by ``<plugin>.<name>``
     services: dict[str, Any]
     #: renders an error page inside the layout; set by the UI shell
@@ -138,6 +144,11 @@ class Kernel(Protocol):
         """The ``plugins.<plugin>`` section of ``config/core.json`` (empty if none)."""
     def logger(self, plugin: str) -> logging.Logger:
         """The plugin's logger: JSON lines with correlation ids, secrets redacted."""
+    def correlation_id(self) -> str | None:
+        """The correlation id of the work in progress (the request's ``X-Correlation-ID``)."""
+    def correlated(self, correlation_id: str | None) -> AbstractContextManager[None]:
+        """Carry ``correlation_id`` into every log line and event written inside the block
+        (a job's work, done long after the request that asked for it)."""
     def asset_ingested(self, asset: dict[str, Any]) -> None:
         """Tell every plugin (``faceforge_asset_ingested``) that an asset's bytes were
         stored.  Runs in the background, off the request path; failures are logged."""

@@ -96,11 +96,28 @@ class Migration:
 
 @dataclass(frozen=True, kw_only=True)
 class JobType:
-    """A namespaced job type (``assets.bulk_import``) and its in-process handler, if any."""
+    """A namespaced job type (``assets.bulk_import``): what its input looks like and who runs
+    it.
+
+    With a ``handler`` it runs in process: ``await handler(ctx)`` with a
+    :class:`ff_plugin_sdk.jobs.JobContext`; what it returns is the job's ``result``.  Without
+    one it runs out of process: a runner claims it over HTTP (``POST /v1/jobs/claim``).
+    """
 
     name: str
     summary: str = ""
     handler: Callable[..., Awaitable[Any]] | None = None
+    #: a msgspec type the job's ``input`` is decoded into (422 naming the field at
+    #: ``POST /v1/jobs``); None: any JSON object
+    input_schema: Any = None
+    #: how many jobs of this type may run at once (None: only the global limit)
+    concurrency: int | None = None
+    #: tries before a job that keeps failing (or whose runner keeps vanishing) is failed
+    max_attempts: int = 3
+
+    @property
+    def in_process(self) -> bool:
+        return self.handler is not None
 
 
 @dataclass(frozen=True, kw_only=True)

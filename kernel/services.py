@@ -7,11 +7,12 @@ kernel-only parts beside it (settings, hooks, credentials, the route table).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import platform
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from starlette.requests import Request
 
-from ff_plugin_sdk.types import ApiRoute, EntityTab, JobType, NavEntry
-from kernel import __version__
+from ff_plugin_sdk.types import ApiRoute, EntityTab, JobType, NavEntry, Principal
+from kernel import __version__, correlation
 from kernel.auth import (
     SESSION_COOKIE,
     Authenticator,
@@ -59,6 +60,9 @@ class KernelAuth:
     @property
     def session_max_age(self) -> int:
         return int(self.sessions.ttl.total_seconds())
+
+    def still_valid(self, principal: Principal) -> bool:
+        return self.authenticator.still_valid(principal)
 
     def is_install_token(self, token: str) -> bool:
         return self.authenticator.install.matches(token)
@@ -130,6 +134,19 @@ class Kernel:
     @staticmethod
     def logger(plugin: str) -> logging.Logger:
         return logging.getLogger(f"faceforge.plugins.{plugin}")
+
+    @staticmethod
+    def correlation_id() -> str | None:
+        return correlation.correlation_id.get()
+
+    @staticmethod
+    @contextlib.contextmanager
+    def correlated(correlation_id: str | None) -> Iterator[None]:
+        token = correlation.correlation_id.set(correlation_id)
+        try:
+            yield
+        finally:
+            correlation.correlation_id.reset(token)
 
     def asset_ingested(self, asset: dict[str, Any]) -> None:
         task = asyncio.get_running_loop().create_task(self._ingested(asset))
