@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from ff_plugin_sdk.storage import Storage
-from ff_plugin_sdk.types import EntityTab, Event, JobType, NavEntry, Principal
+from ff_plugin_sdk.types import EntityTab, Event, JobType, NavEntry, Principal, ShellWidget
 
 T = TypeVar("T")
 Params = Sequence[Any] | Mapping[str, Any]
@@ -123,6 +123,7 @@ class Kernel(Protocol):
     #: the UI's main navigation and entity tabs, from every plugin, in order
     nav: list[NavEntry]
     entity_tabs: list[EntityTab]
+    shell_widgets: list[ShellWidget]
     #: every plugin's job types by name (``faceforge_job_types``), filled at start
     job_types: dict[str, JobType]
     #: services plugins publish for each other, keyed by ``<plugin>.<name>``

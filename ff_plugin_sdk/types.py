@@ -160,6 +160,18 @@ class NavEntry:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ShellWidget:
+    """A small live element in the UI shell's top bar, on every signed-in page (running
+    jobs, say): the shell fetches ``url`` (an HTML fragment, usually a UI page of the
+    plugin) when a page loads and every ``refresh_seconds`` after."""
+
+    id: str
+    url: str
+    refresh_seconds: float = 5.0
+    order: int = 100
+
+
+@dataclass(frozen=True, kw_only=True)
 class UIPage:
     """A server-rendered page, mounted under ``/ui``; needs a signed-in session unless
     ``public`` (the login page)."""

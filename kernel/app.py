@@ -91,6 +91,7 @@ async def start_kernel(kernel: Kernel) -> None:
     await kernel.scoped_tokens.load()
     kernel.nav = await kernel.hooks.ui_nav(kernel)
     kernel.entity_tabs = await kernel.hooks.ui_entity_tabs(kernel)
+    kernel.shell_widgets = await kernel.hooks.ui_shell_widgets(kernel)
     for plugin, job_type in await kernel.hooks.job_types(kernel):
         if "." not in job_type.name:
             raise PluginError(f"plugin {plugin!r}: job type {job_type.name!r} must be "

@@ -131,6 +131,10 @@ class Hooks:
     def ui_pages(self, kernel: Kernel) -> list[tuple[str, UIPage]]:
         return self._flatten(self.call_sync("faceforge_ui_pages", kernel=kernel))
 
+    async def ui_shell_widgets(self, kernel: Kernel) -> list[ShellWidget]:
+        widgets = self._flatten(await self.call("faceforge_ui_shell_widgets", kernel=kernel))
+        return sorted((w for _, w in widgets), key=lambda w: (w.order, w.id))
+
     async def ui_entity_tabs(self, kernel: Kernel) -> list[EntityTab]:
         tabs = self._flatten(await self.call("faceforge_ui_entity_tabs", kernel=kernel))
         return sorted((t for _, t in tabs), key=lambda t: (t.order, t.label))

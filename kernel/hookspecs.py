@@ -26,6 +26,7 @@ from ff_plugin_sdk.types import (
     Migration,
     NavEntry,
     Scope,
+    ShellWidget,
     StaticDir,
     StatusLine,
     StorageProviderType,
@@ -141,6 +142,14 @@ def faceforge_ui_pages(kernel: Kernel) -> Sequence[UIPage]:
     """Contribute server-rendered pages, mounted under ``/ui`` behind the session login.
 
     Called: once per app build.  Async: no.
+    """
+
+
+@hookspec
+def faceforge_ui_shell_widgets(kernel: Kernel) -> Sequence[ShellWidget]:
+    """Contribute small live elements to the UI shell's top bar (shown on every page).
+
+    Called: once per start.  Async: may be ``async def``.
     """
 
 

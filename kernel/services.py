@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from starlette.requests import Request
 
-from ff_plugin_sdk.types import ApiRoute, EntityTab, JobType, NavEntry, Principal
+from ff_plugin_sdk.types import ApiRoute, EntityTab, JobType, NavEntry, Principal, ShellWidget
 from kernel import __version__, correlation
 from kernel.auth import (
     SESSION_COOKIE,
@@ -95,6 +95,7 @@ class Kernel:
     templates: Templates | None = None
     nav: list[NavEntry] = field(default_factory=list)
     entity_tabs: list[EntityTab] = field(default_factory=list)
+    shell_widgets: list[ShellWidget] = field(default_factory=list)
     job_types: dict[str, JobType] = field(default_factory=dict)
     #: set by the UI shell: renders an error page inside the layout
     error_page: Callable[[Request, int, str], Awaitable[Response]] | None = None

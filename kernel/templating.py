@@ -53,6 +53,7 @@ class Templates:
         return {
             "request": request,
             "nav": self.kernel.nav,
+            "shell_widgets": self.kernel.shell_widgets,
             "signed_in": principal is not None,
             "csrf_token": (principal.csrf_token if principal else None) or "",
             "current_path": request.url.path,

@@ -269,6 +269,16 @@ async def test_ui_nav_hook_is_sorted_by_order_then_label(contrib) -> None:
     assert [e.label for e in await kernel.hooks.ui_nav(kernel)] == [e.label for e in kernel.nav]
 
 
+async def test_ui_shell_widgets_hook_puts_live_elements_on_every_page(contrib) -> None:
+    kernel, client = contrib
+    mine = [w for w in kernel.shell_widgets if w.id.startswith("contrib-")]
+    assert [w.id for w in mine] == ["contrib-a", "contrib-b"]  # by order, then id
+    page = (await client.get("/ui/events")).text  # any page of the shell
+    assert ('id="widget-contrib-b" hx-get="/ui/contrib"' in page
+            and 'hx-trigger="load, every 7s"' in page)
+    assert 'id="widget-contrib-a"' in page
+
+
 async def test_ui_entity_tabs_hook(contrib) -> None:
     kernel, _ = contrib
     tab = next(t for t in kernel.entity_tabs if t.id == "contrib")

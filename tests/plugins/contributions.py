@@ -9,6 +9,7 @@ from ff_plugin_sdk import (
     Migration,
     NavEntry,
     Scope,
+    ShellWidget,
     StaticDir,
     StatusLine,
     StorageProviderType,
@@ -125,6 +126,12 @@ async def faceforge_status(kernel):
 async def faceforge_ui_nav(kernel):
     return [NavEntry(label="Zeta contrib", href="/ui/contrib", order=5),
             NavEntry(label="Alpha contrib", href="/ui/contrib", order=5)]
+
+
+@hookimpl
+async def faceforge_ui_shell_widgets(kernel):
+    return [ShellWidget(id="contrib-b", url="/ui/contrib", refresh_seconds=7, order=2),
+            ShellWidget(id="contrib-a", url="/ui/contrib", order=2)]
 
 
 @hookimpl
