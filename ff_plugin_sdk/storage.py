@@ -101,6 +101,9 @@ class StorageProvider(Protocol):
     #: bucket: str | None
     #: optional too: ``local_path(key) -> Path | None``, where a provider keeping files on
     #: this machine has the blob (for programs that need a path, such as ExifTool)
+    #: and ``async write_files([(path, sha256, size), ...]) -> [StoredBlob]``: take many
+    #: staged files at once with one durability sync for all (bulk imports); without it
+    #: they are taken one by one with ``write_file``
 
     async def write(self, chunks: AsyncIterable[bytes], *,
                     max_bytes: int | None = None) -> StoredBlob:

@@ -3,8 +3,9 @@ links, the Attachments tab and the Assets pages.
 
 Services published for other plugins: ``assets.store`` (:class:`AssetStore`),
 ``assets.ingest`` (:class:`Ingest`: turn staged bytes into an asset), ``assets.collector``
-and ``assets.uploads`` (:class:`Uploads`: resumable uploads, spoken as tus at
-``/v1/uploads``).
+``assets.uploads`` (:class:`Uploads`: resumable uploads, spoken as tus at
+``/v1/uploads``) and ``assets.importer`` (:class:`Importer`: bulk imports of a folder, the
+``assets.bulk_import`` job).
 
 Settings (``plugins.assets`` in ``config/core.json``): ``max_upload_bytes`` (default 1 TiB),
 ``collect_interval_seconds`` (default 300), ``upload_expiry_seconds`` (default 86400: how
@@ -20,6 +21,7 @@ from ff_plugin_sdk import (
     ApiRoute,
     AssetKind,
     EntityTab,
+    JobType,
     Kernel,
     Migration,
     NavEntry,
@@ -28,7 +30,7 @@ from ff_plugin_sdk import (
     UIPage,
     hookimpl,
 )
-from plugins_builtin.assets import api, tus, ui
+from plugins_builtin.assets import api, bulk_import, tus, ui
 from plugins_builtin.assets.collector import DEFAULT_INTERVAL_SECONDS, Collector
 from plugins_builtin.assets.ingest import Ingest
 from plugins_builtin.assets.kinds import KINDS
@@ -64,6 +66,15 @@ def parts(kernel: Kernel) -> tuple[AssetStore, Ingest, Collector, Uploads]:
             services["assets.collector"], services["assets.uploads"])
 
 
+def importer(kernel: Kernel) -> bulk_import.Importer:
+    """The ``assets.importer`` service (bulk imports), made once."""
+    if "assets.importer" not in kernel.services:
+        store, ingest, _, _ = parts(kernel)
+        kernel.services["assets.importer"] = bulk_import.Importer(kernel, store, ingest)
+    found: bulk_import.Importer = kernel.services["assets.importer"]
+    return found
+
+
 @hookimpl
 def faceforge_scopes() -> list[Scope]:
     return [Scope(name="assets:read", description="list, read and download assets"),
@@ -84,7 +95,13 @@ def faceforge_asset_kinds() -> list[AssetKind]:
 def faceforge_routes(kernel: Kernel) -> list[ApiRoute]:
     store, ingest, _, uploads = parts(kernel)
     limit = int(_setting(kernel, "max_upload_bytes", DEFAULT_MAX_UPLOAD_BYTES))
-    return [*api.routes(kernel, store, ingest, limit), *tus.routes(uploads, ingest, limit)]
+    return [*api.routes(kernel, store, ingest, limit), *tus.routes(uploads, ingest, limit),
+            *bulk_import.routes(importer(kernel))]
+
+
+@hookimpl
+def faceforge_job_types(kernel: Kernel) -> list[JobType]:
+    return [importer(kernel).job_type()]
 
 
 @hookimpl

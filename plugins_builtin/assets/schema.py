@@ -85,5 +85,23 @@ MIGRATIONS = [
         CREATE INDEX uploads_expiry ON uploads(expires_at);
         """,
     ),
+    Migration(
+        version=4,
+        name="bulk import records",
+        sql="""
+        -- what a bulk import took from a folder: a re-run skips a file whose size and mtime
+        -- (and sidecar's) are unchanged without reading it; written in the transaction that
+        -- records the file's asset, so a crash never leaves a record without its asset
+        CREATE TABLE import_files (
+            root TEXT NOT NULL,
+            relpath TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            mtime_ns INTEGER NOT NULL,
+            sidecar TEXT,
+            asset_id TEXT NOT NULL,
+            imported_at TEXT NOT NULL,
+            PRIMARY KEY (root, relpath)
+        ) WITHOUT ROWID;
+        """,
+    ),
 ]
-

@@ -225,74 +225,48 @@ class AssetStore:
         return Page(await self._with_links(items), next_cursor)
 
     # -- writes (each one transaction on the writer) --------------------------------------
-    async def record(self, *, asset_id: str, size: int, provider: str, bucket: str | None,
-                     kind: str, filename: str, mime_type: str, meta: dict[str, Any] | None,
-                     kind_given: bool, derived_from: str | None, links: Sequence[str],
-                     role: str | None, store_blob: bool) -> tuple[dict[str, Any], bool]:
+    async def record(self, **fields: Any) -> tuple[dict[str, Any], bool]:
         """Write what an upload means for the row: a new asset, a revived one (same bytes
         uploaded after a delete), or the existing one with the request's kind, metadata and
-        links applied.  Returns (asset row, deduplicated)."""
+        links applied.  Takes :class:`Recorded`'s fields; returns (asset row,
+        deduplicated)."""
+        item, now = Recorded(**fields), self.kernel.now()
+        deduplicated = await self.db.write(lambda tx: record_in(tx, item, now))
+        return await self.get(item.asset_id), deduplicated
+
+    async def record_many(self, items: Sequence[Recorded],
+                          also: Callable[[WriteTx], None] | None = None) -> list[bool]:
+        """:meth:`record` for many assets in one transaction (with ``also``'s statements);
+        returns whether each was deduplicated."""
         now = self.kernel.now()
 
-        def record(tx: WriteTx) -> tuple[int, bool]:
-            row = tx.fetchone("SELECT deleted_at, blob_state, kind, user_metadata,"
-                              " derived_from_asset_id FROM assets WHERE asset_id = ?",
-                              (asset_id,))
-            owner = ("entity", links[0]) if links else ("system", None)
-            if row is None:
-                tx.execute(
-                    "INSERT INTO assets (asset_id, kind, filename, mime_type, size, provider,"
-                    " bucket, owner_type, owner_id, derived_from_asset_id, user_metadata,"
-                    " created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    (asset_id, kind, filename, mime_type, size, provider, bucket, *owner,
-                     derived_from, _j(meta or {}), now, now))
-                tx.event("asset.created", {"asset_id": asset_id, "kind": kind, "size": size,
-                                           "filename": filename, "provider": provider,
-                                           "derived_from_asset_id": derived_from})
-                deduplicated = False
-            else:
-                deleted, blob_state, old_kind, old_meta, old_derived = row
-                revived = deleted is not None
-                user = msgspec.json.decode(old_meta)
-                sets = ["version = version + 1", "updated_at = ?"]
-                values: list[Any] = [now]
-                if store_blob or blob_state == "removed":
-                    sets += ["provider = ?", "bucket = ?", "blob_state = 'present'"]
-                    values += [provider, bucket]
-                if revived:  # a fresh start: the deleted asset's name, metadata and links go
-                    sets += ["deleted_at = NULL", "filename = ?", "mime_type = ?"]
-                    values += [filename, mime_type]
-                    user = {}
-                    tx.execute("DELETE FROM asset_links WHERE asset_id = ?", (asset_id,))
-                if kind_given or revived:
-                    sets.append("kind = ?")
-                    values.append(kind)
-                if meta:
-                    user.update(meta)
-                if meta or revived:
-                    sets.append("user_metadata = ?")
-                    values.append(_j(user))
-                if derived_from and derived_from != old_derived:
-                    sets.append("derived_from_asset_id = ?")
-                    values.append(derived_from)
-                changed = revived or (kind_given and kind != old_kind) or bool(meta) or (
-                    bool(derived_from) and derived_from != old_derived)
-                if changed or store_blob:
-                    tx.execute(f"UPDATE assets SET {', '.join(sets)} WHERE asset_id = ?",
-                               (*values, asset_id))
-                if revived:
-                    tx.event("asset.created", {"asset_id": asset_id, "kind": kind,
-                                               "size": size, "filename": filename,
-                                               "provider": provider, "revived": True})
-                elif changed:
-                    tx.event("asset.updated", {"asset_id": asset_id, "deduplicated": True})
-                deduplicated = not revived
-            for entity_id in dict.fromkeys(links):
-                _link(tx, entity_id, asset_id, role, now)
-            return 0, deduplicated
+        def record_many(tx: WriteTx) -> list[bool]:
+            done = [record_in(tx, item, now) for item in items]
+            if also is not None:
+                also(tx)
+            return done
 
-        _, deduplicated = await self.db.write(record)
-        return await self.get(asset_id), deduplicated
+        return await self.db.write(record_many)
+
+    async def blob_states(self, asset_ids: Sequence[str]) -> dict[str, tuple[Any, ...]]:
+        """(deleted_at, blob_state, provider) by asset id, for the ids that have a row."""
+        ids = list(dict.fromkeys(asset_ids))
+        if not ids:
+            return {}
+        rows = await self.db.fetchall(
+            f"SELECT asset_id, deleted_at, blob_state, provider FROM assets"
+            f" WHERE asset_id IN ({','.join('?' * len(ids))})", ids)
+        return {r[0]: (r[1], r[2], r[3]) for r in rows}
+
+    async def find_many(self, asset_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Rows by id (deleted ones too), with their live links."""
+        if not asset_ids:
+            return {}
+        rows = await self.db.fetchall(
+            f"SELECT {COLUMNS} FROM assets WHERE asset_id IN ({','.join('?' * len(asset_ids))})",
+            list(asset_ids))
+        assets = await self._with_links([row_to_dict(r) for r in rows])
+        return {a["asset_id"]: a for a in assets}
 
     async def update(self, asset_id: str, changes: dict[str, Any],
                      merges: dict[str, dict[str, Any]],
@@ -436,6 +410,89 @@ class AssetStore:
         return removed
 
 
+@dataclass(kw_only=True)
+class Recorded:
+    """What an ingest records for one asset (see :meth:`AssetStore.record`)."""
+
+    asset_id: str
+    size: int
+    provider: str
+    bucket: str | None
+    kind: str
+    filename: str
+    mime_type: str
+    meta: dict[str, Any] | None
+    kind_given: bool
+    derived_from: str | None
+    links: Sequence[str]
+    role: str | None
+    store_blob: bool
+
+
+def record_in(tx: WriteTx, item: Recorded, now: str) -> bool:
+    """The statements of :meth:`AssetStore.record`; returns whether it was deduplicated."""
+    (asset_id, size, provider, bucket, kind, filename, mime_type, meta, kind_given,
+     derived_from, links, role, store_blob) = (
+        item.asset_id, item.size, item.provider, item.bucket, item.kind, item.filename,
+        item.mime_type, item.meta, item.kind_given, item.derived_from, item.links, item.role,
+        item.store_blob)
+    row = tx.fetchone("SELECT deleted_at, blob_state, kind, user_metadata,"
+                      " derived_from_asset_id FROM assets WHERE asset_id = ?",
+                      (asset_id,))
+    owner = ("entity", links[0]) if links else ("system", None)
+    if row is None:
+        tx.execute(
+            "INSERT INTO assets (asset_id, kind, filename, mime_type, size, provider,"
+            " bucket, owner_type, owner_id, derived_from_asset_id, user_metadata,"
+            " created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (asset_id, kind, filename, mime_type, size, provider, bucket, *owner,
+             derived_from, _j(meta or {}), now, now))
+        tx.event("asset.created", {"asset_id": asset_id, "kind": kind, "size": size,
+                                   "filename": filename, "provider": provider,
+                                   "derived_from_asset_id": derived_from})
+        deduplicated = False
+    else:
+        deleted, blob_state, old_kind, old_meta, old_derived = row
+        revived = deleted is not None
+        user = msgspec.json.decode(old_meta)
+        sets = ["version = version + 1", "updated_at = ?"]
+        values: list[Any] = [now]
+        if store_blob or blob_state == "removed":
+            sets += ["provider = ?", "bucket = ?", "blob_state = 'present'"]
+            values += [provider, bucket]
+        if revived:  # a fresh start: the deleted asset's name, metadata and links go
+            sets += ["deleted_at = NULL", "filename = ?", "mime_type = ?"]
+            values += [filename, mime_type]
+            user = {}
+            tx.execute("DELETE FROM asset_links WHERE asset_id = ?", (asset_id,))
+        if kind_given or revived:
+            sets.append("kind = ?")
+            values.append(kind)
+        if meta:
+            user.update(meta)
+        if meta or revived:
+            sets.append("user_metadata = ?")
+            values.append(_j(user))
+        if derived_from and derived_from != old_derived:
+            sets.append("derived_from_asset_id = ?")
+            values.append(derived_from)
+        changed = revived or (kind_given and kind != old_kind) or bool(meta) or (
+            bool(derived_from) and derived_from != old_derived)
+        if changed or store_blob:
+            tx.execute(f"UPDATE assets SET {', '.join(sets)} WHERE asset_id = ?",
+                       (*values, asset_id))
+        if revived:
+            tx.event("asset.created", {"asset_id": asset_id, "kind": kind,
+                                       "size": size, "filename": filename,
+                                       "provider": provider, "revived": True})
+        elif changed:
+            tx.event("asset.updated", {"asset_id": asset_id, "deduplicated": True})
+        deduplicated = not revived
+    for entity_id in dict.fromkeys(links):
+        _link(tx, entity_id, asset_id, role, now)
+    return deduplicated
+
+
 def _live_row(tx: WriteTx, asset_id: str, if_match: frozenset[int] | None) -> Any:
     row = tx.fetchone("SELECT version, deleted_at, user_metadata, plugin_data FROM assets"
                       " WHERE asset_id = ?", (asset_id,))
@@ -445,6 +502,15 @@ def _live_row(tx: WriteTx, asset_id: str, if_match: frozenset[int] | None) -> An
         raise PreconditionFailed(f"asset {asset_id} changed since you read it (now version "
                                  f"{row['version']}); read it again")
     return row
+
+
+def link_live(tx: WriteTx, entity_id: str, asset_ids: Sequence[str], now: str) -> None:
+    """Link the live ones of ``asset_ids`` to ``entity_id`` (kept roles stay)."""
+    ids = list(dict.fromkeys(asset_ids))
+    for (asset_id,) in tx.fetchall(
+            f"SELECT asset_id FROM assets WHERE deleted_at IS NULL"
+            f" AND asset_id IN ({','.join('?' * len(ids))})", ids):
+        _link(tx, entity_id, asset_id, None, now)
 
 
 def _link(tx: WriteTx, entity_id: str, asset_id: str, role: str | None, now: str) -> bool:
