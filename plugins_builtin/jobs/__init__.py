@@ -21,6 +21,7 @@ from ff_plugin_sdk import (
     Migration,
     NavEntry,
     Scope,
+    ShellWidget,
     StaticDir,
     StatusLine,
     UIPage,
@@ -107,6 +108,11 @@ def faceforge_static_dirs() -> list[StaticDir]:
 @hookimpl
 def faceforge_ui_nav(kernel: Kernel) -> list[NavEntry]:
     return [NavEntry(label="Jobs", href="/ui/jobs", order=40)]
+
+
+@hookimpl
+def faceforge_ui_shell_widgets(kernel: Kernel) -> list[ShellWidget]:
+    return [ShellWidget(id="jobs", url="/ui/jobs/indicator", refresh_seconds=3)]
 
 
 @hookimpl
