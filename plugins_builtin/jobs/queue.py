@@ -18,6 +18,8 @@ from plugins_builtin.jobs.store import CORE, Hub, JobStore, LogLine, seconds_unt
 MAX_WAIT_SECONDS = 30.0
 #: the longest the lease sweeper sleeps without looking
 SWEEP_SECONDS = 30.0
+#: how long shutdown waits for in-process runs to hand their jobs back
+STOP_SECONDS = 10.0
 
 
 def _validation(exc: msgspec.ValidationError, root: str) -> ValidationFailed:
@@ -73,9 +75,12 @@ class JobQueue:
     async def stop(self) -> None:
         if self.pool is not None:
             self.pool.stop()
-            # the pool's runs end shielded (queued again); then the pool itself goes
-            while self.pool.running:
-                await self.hub.wait(1.0)
+            # the pool's runs end shielded (queued again); then the pool itself goes.  A
+            # handler stuck where a cancel cannot reach (a long thread call) is left to
+            # recovery at the next start
+            deadline = anyio.current_time() + STOP_SECONDS
+            while self.pool.running and anyio.current_time() < deadline:
+                await self.hub.wait(deadline - anyio.current_time())
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -245,11 +245,15 @@ class JobStore:
         self.hub = hub
 
     async def write(self, fn: Any) -> Any:
-        """One transaction; watchers are woken once it has committed."""
+        """One transaction; if it changed anything, watchers are woken once it has
+        committed (a claim that found nothing must not wake the claimers again)."""
 
         def run(tx: WriteTx) -> Any:
-            tx.after_commit(self.hub.changed)
-            return fn(tx)
+            before = _total_changes(tx)
+            result = fn(tx)
+            if _total_changes(tx) != before:
+                tx.after_commit(self.hub.changed)
+            return result
 
         return await self.db.write(run)
 
@@ -482,6 +486,11 @@ class JobStore:
             return len(rows)
 
         return await self.write(recover)
+
+
+def _total_changes(tx: WriteTx) -> int:
+    row = tx.fetchone("SELECT total_changes()")
+    return int(row[0]) if row is not None else 0
 
 
 def _ended(status: str) -> str:
