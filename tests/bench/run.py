@@ -56,6 +56,7 @@ from tests.bench import seed as seeding
 from tests.bench import thumbnails as thumbnails_bench
 from tests.bench.assets import bench_assets
 from tests.bench.concurrency import concurrent_create
+from tests.bench.jobs import bench_jobs
 from tests.bench.load import Request, client_for, get_json, measure, summarize, wait_quiet
 from tests.bench.server import BareServer, BenchError, Server, cli
 from tests.bench.uploads import bench_uploads
@@ -545,7 +546,7 @@ def bench_logging(n: int, bench: Bench) -> None:
 
 # -- main ------------------------------------------------------------------------------
 PHASES = ["startup", "http", "write_path", "logging", "scale", "assets", "uploads",
-          "thumbnails", "exiftool"]
+          "thumbnails", "exiftool", "jobs"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -625,6 +626,8 @@ def main(argv: list[str] | None = None) -> int:
                          out["runner"], "cold_files_per_s", ">=", 200)
             bench.target("metadata extraction through Core (upload to stored), files/s",
                          out["plugin"], "files_per_s", ">=", 200)
+        if "jobs" in phases:
+            bench_jobs(root, bench, progress, quick=args.quick)
     except Exception as exc:  # the document still says what was measured
         traceback.print_exc()
         bench.doc["error"] = f"{type(exc).__name__}: {exc}"

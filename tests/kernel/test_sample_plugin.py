@@ -60,9 +60,19 @@ async def test_sample_contributions_are_live(make_app, settings) -> None:
             "SELECT 1 FROM sqlite_master WHERE type='table' AND name='sample_greetings'")
         assert await kernel.db.fetchone(
             "SELECT 1 FROM schema_migrations WHERE plugin = ? AND version = 1", (PLUGIN,))
-        # job type
-        assert "sample.greet" in kernel.job_types
-        assert await kernel.job_types["sample.greet"].handler() == {"greeting": "hello"}
+        # job types: one run by Core's pool, one claimed by an out-of-process runner
+        job = (await client.post("/v1/jobs", json={"type": "sample.greet"})).json()
+
+        async def finished() -> dict | None:
+            now = (await client.get(f"/v1/jobs/{job['job_id']}")).json()
+            return now if now["status"] == "succeeded" else None
+
+        done = await eventually(finished, what="the sample.greet job to succeed")
+        assert done["result"] == {"greeting": "hello"} and done["runner_id"] == "core"
+        await client.post("/v1/jobs", json={"type": "sample.render"})
+        claimed = await client.post("/v1/jobs/claim", json={"types": ["sample.render"],
+                                                            "runner_id": "sample-runner"})
+        assert claimed.status_code == 200 and claimed.json()["type"] == "sample.render"
         # entity tab (a UI panel)
         tab = next(t for t in kernel.entity_tabs if t.id == "sample")
         assert tab.label == "Sample"

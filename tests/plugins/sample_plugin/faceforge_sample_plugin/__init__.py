@@ -1,7 +1,7 @@
 """A third-party FaceForge plugin: found through its entry point, importing only the SDK.
 
 It adds ``GET /v1/plugins/sample/hello``, the ``sample_greetings`` table, the
-``sample.greet`` job type, a "Sample" tab on the entity page, and an event subscriber that
+``sample.greet`` (in process) and ``sample.render`` (out of process) job types, a "Sample" tab on the entity page, and an event subscriber that
 writes every event it is told about into ``sample_greetings``.
 """
 
@@ -68,7 +68,9 @@ def faceforge_routes(kernel: Kernel) -> list[ApiRoute]:
 
 @hookimpl
 def faceforge_job_types(kernel: Any) -> list[JobType]:
-    return [JobType(name="sample.greet", summary="Say hello", handler=_greet_job)]
+    return [JobType(name="sample.greet", summary="Say hello", handler=_greet_job),
+            # no handler: an out-of-process runner claims it over HTTP
+            JobType(name="sample.render", summary="Render something, out of process")]
 
 
 @hookimpl
