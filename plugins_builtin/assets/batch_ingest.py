@@ -14,7 +14,7 @@ import hashlib
 import os
 import stat
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,6 @@ import anyio
 import anyio.to_thread
 
 from ff_plugin_sdk import Kernel, WriteTx
-from ff_plugin_sdk.jobs import JobContext
 from ff_plugin_sdk.jsontext import parse_json
 from ff_plugin_sdk.staging import StagedFile
 from ff_plugin_sdk.storage import StorageProvider, StorageUnavailable
@@ -178,6 +177,22 @@ def _discard(items: Sequence[Copied]) -> None:
             item.staged = None
 
 
+async def _discard_shielded(items: Sequence[Copied]) -> None:
+    with anyio.CancelScope(shield=True):
+        await anyio.to_thread.run_sync(_discard, items)
+
+
+@dataclass
+class _Prepared:
+    """A batch between its two stages: copied, not yet stored."""
+
+    batch: Sequence[FileEntry]
+    outcome: Outcome
+    copied: list[Copied] = field(default_factory=list)
+    #: assets of files an earlier import took, unchanged since
+    unchanged: list[str] = field(default_factory=list)
+
+
 class BatchIngest:
     def __init__(self, kernel: Kernel, store: AssetStore, ingest: Ingest) -> None:
         self.kernel = kernel
@@ -185,32 +200,66 @@ class BatchIngest:
         self.ingest = ingest
         self.log = kernel.logger("assets")
 
-    async def run(self, ctx: JobContext, root: Path, batch: Sequence[FileEntry],
-                  request: Any) -> Outcome:
-        """Import one batch; cancelling waits for nothing but the copy in progress, and
-        leaves no staged file and no blob without its row."""
+    async def run(self, root: Path, batches: Iterable[Sequence[FileEntry]], request: Any,
+                  report: Callable[[int, Sequence[FileEntry], Outcome], None]) -> None:
+        """Import ``batches`` in order, calling ``report`` after each.
+
+        The next batch is copied while the one before is placed and recorded (two stages,
+        one batch in each).  A batch once copied is recorded whole, shielded from
+        cancellation; a cancel leaves no staged file and no blob without its row.
+        """
         root_key = os.path.realpath(root)
-        outcome = Outcome(files=len(batch))
+        send, receive = anyio.create_memory_object_stream[_Prepared](1)
+
+        async def prepare_all() -> None:
+            async with send:
+                for batch in batches:
+                    prepared = await self._prepare(root, root_key, batch, request)
+                    try:
+                        await send.send(prepared)
+                    except BaseException:
+                        await _discard_shielded(prepared.copied)
+                        raise
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(prepare_all)
+            number = 0
+            try:
+                async with receive:
+                    async for prepared in receive:
+                        number += 1
+                        try:
+                            with anyio.CancelScope(shield=True):
+                                await self._store(root_key, prepared, request)
+                        finally:
+                            await _discard_shielded(prepared.copied)
+                        report(number, prepared.batch, prepared.outcome)
+            finally:
+                with contextlib.suppress(anyio.WouldBlock, anyio.EndOfStream,
+                                         anyio.ClosedResourceError):
+                    while True:  # a batch copied but never stored
+                        await _discard_shielded(receive.receive_nowait().copied)
+
+    async def _prepare(self, root: Path, root_key: str, batch: Sequence[FileEntry],
+                       request: Any) -> _Prepared:
+        """Skip what an earlier import took unchanged; copy the rest into ``tmp/``."""
         known = await self._records(root_key, batch)
+        prepared = _Prepared(batch, Outcome(files=len(batch)))
         todo: list[FileEntry] = []
-        unchanged: list[str] = []
         for entry in batch:
             record = known.get(entry.relpath)
             if record is not None and record[:3] == (entry.size, entry.mtime_ns,
                                                      entry.sidecar_stamp):
-                unchanged.append(record[3])
+                prepared.unchanged.append(record[3])
             else:
                 todo.append(entry)
-        outcome.unchanged = len(unchanged)
-        copied: list[Copied] = []
+        prepared.outcome.unchanged = len(prepared.unchanged)
         try:
-            await self._copy(root, todo, request.follow_symlinks, copied)
-            with anyio.CancelScope(shield=True):
-                await self._store(root_key, copied, unchanged, request, outcome)
-        finally:
-            with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(_discard, copied)
-        return outcome
+            await self._copy(root, todo, request.follow_symlinks, prepared.copied)
+        except BaseException:
+            await _discard_shielded(prepared.copied)
+            raise
+        return prepared
 
     async def _records(self, root: str,
                        batch: Sequence[FileEntry]) -> dict[str, tuple[Any, ...]]:
@@ -251,8 +300,8 @@ class BatchIngest:
             await anyio.to_thread.run_sync(copy.close)
         await anyio.to_thread.run_sync(copy.read_sidecar)
 
-    async def _store(self, root: str, copied: list[Copied], unchanged: list[str],
-                     request: Any, outcome: Outcome) -> None:
+    async def _store(self, root: str, prepared: _Prepared, request: Any) -> None:
+        copied, unchanged, outcome = prepared.copied, prepared.unchanged, prepared.outcome
         good = []
         for item in copied:
             if item.problem:

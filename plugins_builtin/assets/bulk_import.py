@@ -10,6 +10,7 @@ by a crash continue without duplicates.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -19,6 +20,7 @@ from msgspec import Meta
 
 from ff_plugin_sdk import ApiRoute, JobType, Kernel, ValidationFailed
 from ff_plugin_sdk.jobs import JobContext, JobFailed
+from ff_plugin_sdk.storage import StorageFull
 from plugins_builtin.assets.batch_ingest import BatchIngest, Outcome
 from plugins_builtin.assets.folder_walk import FileEntry, walk
 from plugins_builtin.assets.ingest import Ingest, check_kind
@@ -120,20 +122,25 @@ class Importer:
                         f" ({found.sidecars} with a sidecar{skipped})",
                 files=len(found.files), bytes=found.total_bytes)
         totals = Outcome()
-        done_bytes = 0
+        done = {"bytes": 0}
         ctx.progress(step="importing", files=0, bytes=0, files_total=len(found.files),
                      bytes_total=found.total_bytes)
-        for number, batch in enumerate(_batches(found.files), 1):
-            outcome = await self.batches.run(ctx, root, batch, request)
+
+        def report(number: int, batch: Sequence[FileEntry], outcome: Outcome) -> None:
             totals.add(outcome)
-            done_bytes += sum(entry.size for entry in batch)
+            done["bytes"] += sum(entry.size for entry in batch)
             ctx.log("info", f"batch {number}: {outcome.summary()}", batch=number,
                     **outcome.counts())
             for relpath, problem in outcome.problems:
                 ctx.log("warning", f"{relpath}: {problem}", path=relpath)
-            ctx.progress(percent=100 * done_bytes / found.total_bytes if found.total_bytes
+            ctx.progress(percent=100 * done["bytes"] / found.total_bytes if found.total_bytes
                          else 100 * totals.files / max(1, len(found.files)),
-                         files=totals.files, bytes=done_bytes, **totals.counts())
+                         files=totals.files, bytes=done["bytes"], **totals.counts())
+
+        try:
+            await self.batches.run(root, _batches(found.files), request, report)
+        except StorageFull as exc:  # trying again will not make room
+            raise JobFailed(exc.message) from exc
         ctx.progress(percent=100, step="done")
         return {"path": str(root), "files": len(found.files), "bytes": found.total_bytes,
                 **totals.counts(), "problems": len(found.problems) + totals.failed,
