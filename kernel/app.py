@@ -104,6 +104,7 @@ async def start_kernel(kernel: Kernel) -> None:
     await kernel.events.start(kernel.hooks.event_subscribers(kernel))
     kernel.sessions.start_purging()
     await kernel.hooks.startup(kernel)
+    await kernel.hooks.ready(kernel)
 
 
 async def stop_kernel(kernel: Kernel) -> None:

@@ -143,6 +143,9 @@ class Hooks:
     async def startup(self, kernel: Kernel) -> None:
         await self.call("faceforge_startup", kernel=kernel)
 
+    async def ready(self, kernel: Kernel) -> None:
+        await self.call("faceforge_ready", kernel=kernel)
+
     async def shutdown(self, kernel: Kernel) -> None:
         """Every plugin gets its shutdown, in reverse order, even when an earlier one fails."""
         await self.notify("faceforge_shutdown", reverse=True, kernel=kernel)

@@ -173,6 +173,16 @@ def faceforge_startup(kernel: Kernel) -> None:
 
 
 @hookspec
+def faceforge_ready(kernel: Kernel) -> None:
+    """Every plugin has started: begin work that may use other plugins' services (the
+    jobs plugin runs queued jobs from here on).
+
+    Called: once, in the app lifespan, after every ``faceforge_startup``.  Async: may be
+    ``async def``.
+    """
+
+
+@hookspec
 def faceforge_shutdown(kernel: Kernel) -> None:
     """Stop this plugin's background work; the database is still open.
 

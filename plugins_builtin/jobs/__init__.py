@@ -81,6 +81,12 @@ async def faceforge_startup(kernel: Kernel) -> None:
 
 
 @hookimpl
+def faceforge_ready(kernel: Kernel) -> None:
+    # handlers use other plugins' services: they run once every plugin has started
+    queue_of(kernel).run_pool()
+
+
+@hookimpl
 async def faceforge_shutdown(kernel: Kernel) -> None:
     await queue_of(kernel).stop()
 

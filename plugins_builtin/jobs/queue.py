@@ -69,8 +69,12 @@ class JobQueue:
                              recovered)
         self.pool = Pool(self.kernel, self.store, self.types, int(self.settings["workers"]),
                          self.limits())
-        self._tasks = [asyncio.create_task(self.pool.run(), name="faceforge-jobs-pool"),
-                       asyncio.create_task(self._sweep(), name="faceforge-jobs-leases")]
+        self._tasks = [asyncio.create_task(self._sweep(), name="faceforge-jobs-leases")]
+
+    def run_pool(self) -> None:
+        """Start running in-process jobs (once every plugin has started)."""
+        assert self.pool is not None
+        self._tasks.append(asyncio.create_task(self.pool.run(), name="faceforge-jobs-pool"))
 
     async def stop(self) -> None:
         if self.pool is not None:

@@ -127,13 +127,15 @@ async def test_async_results_are_awaited_in_plugin_order(make_app, settings) -> 
     app = make_app(extra_plugins=[("first", Ordered("first", log)),
                                   ("second", Ordered("second", log))])
     async with running(app, settings.install_token):
-        assert log == [("startup", "first"), ("startup", "second")]
+        # ready comes once every plugin has started
+        assert log == [("startup", "first"), ("startup", "second"), ("ready", "first"),
+                       ("ready", "second")]
         kinds = await kernel_of(app).hooks.asset_kinds()
         assert [(plugin, kind.name) for plugin, kind in kinds
                 if plugin in ("first", "second")] == [("first", "first.kind"),
                                                       ("second", "second.kind")]
     # Shutdown runs in reverse plugin order.
-    assert log[2:] == [("shutdown", "second"), ("shutdown", "first")]
+    assert log[4:] == [("shutdown", "second"), ("shutdown", "first")]
 
 
 async def test_a_failing_shutdown_does_not_skip_the_others(make_app, home) -> None:

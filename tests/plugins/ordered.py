@@ -25,6 +25,11 @@ class Ordered:
         self.log.append(("startup", self.label))
 
     @hookimpl
+    async def faceforge_ready(self, kernel):
+        await self._yield()
+        self.log.append(("ready", self.label))
+
+    @hookimpl
     async def faceforge_shutdown(self, kernel):
         await self._yield()
         self.log.append(("shutdown", self.label))
