@@ -24,6 +24,7 @@ from ff_plugin_sdk.types import (
     Migration,
     NavEntry,
     Scope,
+    ShellWidget,
     StaticDir,
     StatusLine,
     StorageProviderType,

@@ -1,8 +1,9 @@
 """A third-party FaceForge plugin: found through its entry point, importing only the SDK.
 
 It adds ``GET /v1/plugins/sample/hello``, the ``sample_greetings`` table, the
-``sample.greet`` (in process) and ``sample.render`` (out of process) job types, a "Sample" tab on the entity page, and an event subscriber that
-writes every event it is told about into ``sample_greetings``.
+``sample.greet`` (in process) and ``sample.render`` (out of process) job types, a "Sample"
+tab on the entity page, and an event subscriber that writes every event it is told about
+into ``sample_greetings``.
 """
 
 from __future__ import annotations
