@@ -333,8 +333,8 @@ class BatchIngest:
                 if links and unchanged:  # an unchanged file still gets the new link
                     link_live(tx, links[0], unchanged, now)
 
-            deduplicated = await self.store.record_many(records, also)
-        new = [r.asset_id for r, dup in zip(records, deduplicated, strict=True) if not dup]
+            deduplicated: list[bool] = await self.store.record_many(records, also)
+        new = [r.asset_id for r, again in zip(records, deduplicated, strict=True) if not again]
         outcome.imported = len(new)
         outcome.deduplicated = len(good) - len(new)
         if new:

@@ -135,7 +135,9 @@ class Importer:
                 ctx.log("warning", f"{relpath}: {problem}", path=relpath)
             ctx.progress(percent=100 * done["bytes"] / found.total_bytes if found.total_bytes
                          else 100 * totals.files / max(1, len(found.files)),
-                         files=totals.files, bytes=done["bytes"], **totals.counts())
+                         files=totals.files, bytes=done["bytes"], imported=totals.imported,
+                         deduplicated=totals.deduplicated, unchanged=totals.unchanged,
+                         failed=totals.failed)
 
         try:
             await self.batches.run(root, _batches(found.files), request, report)

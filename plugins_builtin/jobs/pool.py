@@ -148,13 +148,12 @@ class Pool:
 
     def _start(self, group: anyio.abc.TaskGroup, job: dict[str, Any]) -> None:
         job_type = self.types[job["type"]]
+        bad: str | None = None
         try:
             value = (msgspec.convert(job["input"], job_type.input_schema)
                      if job_type.input_schema is not None else job["input"])
         except msgspec.ValidationError as exc:  # a type whose schema changed since
             value, bad = None, str(exc)
-        else:
-            bad = None
         run = Run(Context(self, job, value), anyio.CancelScope())
         self.running[job["job_id"]] = run
         group.start_soon(self._run, run, job_type, bad, name=f"faceforge-job-{job['job_id']}")

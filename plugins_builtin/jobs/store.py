@@ -24,6 +24,9 @@ COLUMNS = ("seq, job_id, type, status, priority, input, input_asset_id, progress
            " correlation_id, runner_id, lease_expires_at, created_at, updated_at,"
            " started_at, finished_at")
 _FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+#: (``JobStore.list`` hides the builtin inside the class body)
+Rows = list[dict[str, Any]]
+Changes = list[tuple[str, str]]
 
 
 def stamp_in(seconds: float, start: str | None = None) -> str:
@@ -293,19 +296,19 @@ class JobStore:
             " GROUP BY status")
         return {"queued": 0, "running": 0} | {r[0]: r[1] for r in rows}
 
-    async def changed_since(self, stamp: str, limit: int = 500) -> list[dict[str, Any]]:
+    async def changed_since(self, stamp: str, limit: int = 500) -> Rows:
         rows = await self.db.fetchall(f"SELECT {COLUMNS} FROM jobs WHERE updated_at >= ?"
                                       f" ORDER BY updated_at LIMIT ?", (stamp, limit))
         return [row_to_job(r) for r in rows]
 
     async def log(self, job_id: str, after_id: int = 0,
-                  limit: int = 100) -> list[dict[str, Any]]:
+                  limit: int = 100) -> Rows:
         rows = await self.db.fetchall(
             "SELECT id, level, message, fields, created_at FROM job_logs"
             " WHERE job_id = ? AND id > ? ORDER BY id LIMIT ?", (job_id, after_id, limit))
         return [row_to_line(r) for r in rows]
 
-    async def tail(self, job_id: str, limit: int) -> list[dict[str, Any]]:
+    async def tail(self, job_id: str, limit: int) -> Rows:
         """The newest ``limit`` lines, oldest first."""
         rows = await self.db.fetchall(
             "SELECT id, level, message, fields, created_at FROM job_logs"
@@ -332,11 +335,11 @@ class JobStore:
         return await self.write(create)
 
     async def claim(self, types: Sequence[str], runner_id: str, lease_seconds: float | None,
-                    limits: dict[str, int], count: int = 1) -> list[dict[str, Any]]:
+                    limits: dict[str, int], count: int = 1) -> Rows:
         now = self.kernel.now()
         lease = stamp_in(lease_seconds) if lease_seconds is not None else None
 
-        def claim(tx: WriteTx) -> list[dict[str, Any]]:
+        def claim(tx: WriteTx) -> Rows:
             return [claim_one(tx, job, runner_id, lease, now)
                     for job in pick(tx, types, limits, count)]
 
@@ -446,12 +449,12 @@ class JobStore:
 
         return await self.write(set_priority)
 
-    async def expire_leases(self) -> list[tuple[str, str]]:
+    async def expire_leases(self) -> Changes:
         """Runs whose lease has run out: queued again, or failed after their attempts;
         returns (job id, new status) for each."""
         now = self.kernel.now()
 
-        def expire(tx: WriteTx) -> list[tuple[str, str]]:
+        def expire(tx: WriteTx) -> Changes:
             done = []
             for row in tx.fetchall(f"SELECT {COLUMNS} FROM jobs WHERE status = 'running'"
                                    f" AND lease_expires_at < ?", (now,)):
