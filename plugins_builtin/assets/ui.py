@@ -39,7 +39,7 @@ from ff_plugin_sdk import (
 from ff_plugin_sdk.conditional import parse_version
 from ff_plugin_sdk.jsontext import NotJson, parse_json
 from ff_plugin_sdk.storage import CHUNK_BYTES
-from plugins_builtin.assets import gallery, metadata_view
+from plugins_builtin.assets import gallery, import_ui, metadata_view
 from plugins_builtin.assets import ingest as ingesting
 from plugins_builtin.assets.api import check_entity_id, check_id
 from plugins_builtin.assets.download import safe_inline
@@ -566,6 +566,7 @@ def pages(kernel: Kernel, store: AssetStore) -> list[UIPage]:
     post = ["POST"]
     return [
         UIPage(path="/assets", endpoint=list_page, name="assets-list"),
+        *import_ui.pages(kernel),  # before /assets/{asset_id}, which would take "import"
         UIPage(path="/assets/bulk/link", endpoint=bulk_link, methods=post,
                name="assets-bulk-link"),
         UIPage(path="/assets/bulk/delete", endpoint=bulk_delete, methods=post,
