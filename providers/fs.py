@@ -101,6 +101,9 @@ class FilesystemProvider:
     def __init__(self, root: Path, tmp_dir: Path) -> None:
         self.root = root
         self.tmp_dir = tmp_dir
+        #: ``<aa>/<bb>`` folders known to exist (at most 65,536), so a batch of new blobs
+        #: costs no mkdir for them
+        self._folders: set[str] = set()
 
     def stage(self) -> StagedFile:
         return StagedFile(self.tmp_dir)
@@ -142,20 +145,33 @@ class FilesystemProvider:
         # whose bytes were not yet on disk
         sync_files([path for path, _, _ in items])
         created: list[bool] = []
-        folders: set[Path] = set()
-        for path, sha256, _ in items:
-            target = blob_path(self.root, sha256)
-            if target.exists():
-                path.unlink()
+        folders: dict[str, None] = {}
+        root = str(self.root)
+        for path, sha256, _ in items:  # plain strings: pathlib costs more than the syscalls
+            leaf = os.path.join(root, sha256[:2], sha256[2:4])
+            target = os.path.join(leaf, sha256)
+            fresh = False  # a folder made just now holds no blob yet
+            if leaf not in self._folders:
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(os.path.dirname(leaf), 0o700)
+                try:
+                    os.mkdir(leaf, 0o700)
+                    fresh = True
+                except FileExistsError:
+                    pass
+                self._folders.add(leaf)
+            if not fresh and os.path.exists(target):
+                os.unlink(path)
                 created.append(False)
                 continue
-            if target.parent not in folders:
-                for folder in (target.parent.parent, target.parent):
-                    folder.mkdir(mode=0o700, exist_ok=True)
-                folders.add(target.parent)
-            os.replace(path, target)
+            try:
+                os.replace(path, target)
+            except FileNotFoundError:  # the folder was removed by hand since
+                self._folders.discard(leaf)
+                raise
+            folders[leaf] = None
             created.append(True)
-        sync_files(sorted(folders))
+        sync_files([Path(f) for f in folders])
         return created
 
     async def write_files(self, items: Sequence[tuple[Path, str, int]]) -> list[StoredBlob]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import os
 import stat
 import uuid
@@ -38,6 +39,9 @@ from plugins_builtin.assets.store import AssetStore, Recorded, link_live
 LARGE_BYTES = 16 * 1024 * 1024
 PIECE_BYTES = 4 * 1024 * 1024
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+#: staged file names: this process's random prefix and a counter (cheaper than a uuid each)
+_RUN = uuid.uuid4().hex
+_NUMBERS = itertools.count()
 
 
 @dataclass
@@ -83,9 +87,9 @@ class Copied:
 class _Copy:
     """Copying one file to a new staged file while hashing it (blocking; in a thread)."""
 
-    def __init__(self, root: Path, entry: FileEntry, tmp_dir: Path, follow: bool) -> None:
+    def __init__(self, root: str, entry: FileEntry, tmp_dir: str, follow: bool) -> None:
         self.item = Copied(entry)
-        self.source = root / entry.relpath
+        self.source = os.path.join(root, entry.relpath)
         self.tmp_dir = tmp_dir
         self.follow = follow
         self.hash = hashlib.sha256()
@@ -99,7 +103,8 @@ class _Copy:
                 self.item.problem = "not a regular file any more"
                 return False
             self.item.mtime_ns = st.st_mtime_ns
-            self.item.staged = self.tmp_dir / f"{StagedFile.PREFIX}{uuid.uuid4().hex}.part"
+            name = f"{StagedFile.PREFIX}{_RUN}-{next(_NUMBERS)}.part"
+            self.item.staged = Path(self.tmp_dir, name)
             self.dst = os.open(self.item.staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except OSError as exc:
             self.item.problem = f"cannot read: {exc.strerror or exc}"
@@ -148,7 +153,7 @@ class _Copy:
         entry = self.item.entry
         if entry.sidecar is None or self.item.problem:
             return
-        path = self.source.parent / entry.sidecar
+        path = os.path.join(os.path.dirname(self.source), entry.sidecar)
         try:
             with open(path, "rb") as fh:
                 text = fh.read(MAX_META_BYTES + 1)
@@ -272,19 +277,19 @@ class BatchIngest:
 
     async def _copy(self, root: Path, entries: Sequence[FileEntry], follow: bool,
                     out: list[Copied]) -> None:
-        tmp_dir = Path(self.kernel.storage.context.tmp_dir)
+        tmp_dir, base = str(self.kernel.storage.context.tmp_dir), str(root)
         small = [e for e in entries if e.size <= LARGE_BYTES]
 
         def copy_small() -> None:
             for entry in small:
-                copy = _Copy(root, entry, tmp_dir, follow)
+                copy = _Copy(base, entry, tmp_dir, follow)
                 out.append(copy.item)
                 copy.run()
 
         await anyio.to_thread.run_sync(copy_small)
         for entry in entries:
             if entry.size > LARGE_BYTES:
-                await self._copy_large(_Copy(root, entry, tmp_dir, follow), out)
+                await self._copy_large(_Copy(base, entry, tmp_dir, follow), out)
 
     @staticmethod
     async def _copy_large(copy: _Copy, out: list[Copied]) -> None:
