@@ -189,8 +189,9 @@ def pages(kernel: Kernel, queue: JobQueue) -> list[UIPage]:
                                  notice=notice)
 
     async def live_job(request: Request) -> Response:
-        """A job's events: ``job`` and ``end`` (its state block), ``log`` (one line; its
-        id is the line's, so a reconnect resumes after ``Last-Event-ID``)."""
+        """A job's events: ``job`` and ``end`` (its state block), ``actions`` (its buttons,
+        when they change), ``log`` (one line; its id is the line's, so a reconnect resumes
+        after ``Last-Event-ID``)."""
         job_id = check_id(request.path_params["job_id"])
         after = parse_event_id(request.headers.get("last-event-id"))
         if after is None:
@@ -198,19 +199,27 @@ def pages(kernel: Kernel, queue: JobQueue) -> list[UIPage]:
         await store.get(job_id)  # a 404 page rather than an empty stream
         alive = alive_of(request)
 
+        def block(name: str, context: dict[str, Any]) -> str:
+            return kernel.templates.render_string(request, "jobs_detail.html", context,
+                                                  block=name)
+
         async def events() -> AsyncIterator[bytes]:
             yield b"retry: 2000\n\n"
+            buttons: tuple[str, bool] | None = None
             async for kind, value in follow_job(store, job_id, after, alive):
                 if kind == "keepalive":
                     yield b": keepalive\n\n"
                 elif kind == "log":
-                    html = kernel.templates.render_string(request, "jobs_detail.html",
-                                                   {"line": with_fields_text(value)},
-                                                   block="log_line")
-                    yield sse("log", html, value["id"])
+                    yield sse("log", block("log_line", {"line": with_fields_text(value)}),
+                              value["id"])
                 else:
-                    yield sse(kind, kernel.templates.render_string(request, "jobs_detail.html",
-                                                            state(value), block="state"))
+                    # the buttons are swapped only when they change: a button replaced
+                    # under the pointer loses the click
+                    now = (value["status"], value["cancel_requested"])
+                    if now != buttons:
+                        buttons = now
+                        yield sse("actions", block("actions", {"job": value}))
+                    yield sse(kind, block("state", state(value)))
 
         return stream(events())
 

@@ -292,7 +292,8 @@ async def test_a_running_job_follows_itself_and_offers_cancel(ui, client):
     last = tags(html.split('id="job-log"', 1)[1], "li")[-1].attrs["data-line-id"]
     assert live.attrs["sse-connect"] == f"/ui/jobs/{job['job_id']}/live?after_id={last}"
     assert live.attrs["sse-close"] == "end" and live.attrs["hx-ext"] == "sse"
-    assert tags(html, "section", id="job-state")[0].attrs["sse-swap"] == "job,end"
+    assert tags(html, "div", id="job-state")[0].attrs["sse-swap"] == "job,end"
+    assert tags(html, "div", id="job-actions")[0].attrs["sse-swap"] == "actions"
     assert tags(html, "ol", id="job-log")[0].attrs["hx-swap"] == "beforeend"
     (cancel,) = tags(html, "form", action=f"/ui/jobs/{job['job_id']}/cancel")
     assert cancel.attrs["method"] == "post"
@@ -433,11 +434,14 @@ async def test_a_jobs_stream_sends_its_state_its_log_and_the_end(ui, client):
     r = await ui.client.get(f"/ui/jobs/{job_id}/live?after_id=0")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
     events = events_of(r.text)
-    assert [e[0] for e in events] == ["job"] + ["log"] * 6 + ["end"]
-    assert 'data-status="succeeded"' in events[0][2] and 'id="job-result"' in events[0][2]
-    assert [e[1] for e in events[1:7]] == ["1", "2", "3", "4", "5", "6"]
-    assert all(e[2].strip().startswith('<li class="log-line') for e in events[1:7])
-    assert "line 2" in events[5][2]
+    assert [e[0] for e in events] == ["actions", "job"] + ["log"] * 6 + ["end"]
+    # a job that succeeded has no buttons (Retry is for failed or cancelled ones)
+    assert "<form" not in events[0][2]
+    assert 'data-status="succeeded"' in events[1][2] and 'id="job-result"' in events[1][2]
+    lines = events[2:8]
+    assert [e[1] for e in lines] == ["1", "2", "3", "4", "5", "6"]
+    assert all(e[2].startswith('<li class="log-line') for e in lines)
+    assert "line 2" in lines[4][2]
     assert 'data-status="succeeded"' in events[-1][2]
     # resuming: after a line given in the URL, or the browser's Last-Event-ID
     r = await ui.client.get(f"/ui/jobs/{job_id}/live?after_id=4")
@@ -451,20 +455,22 @@ async def test_a_running_jobs_stream_sends_changes_as_they_happen(app, ui, clien
     job = await held(client, "stream")
     job_id = job["job_id"]
 
-    async def open_gate_when_listening() -> None:
-        await asyncio.sleep(0)  # let the stream start before the job moves on
-        gates.gate("stream").set()
+    def follow(text: str) -> bool:
+        if "event: job" in text:  # it was seen running: now let it finish
+            gates.gate("stream").set()
+        return "event: end" in text
 
-    opener = asyncio.create_task(open_gate_when_listening())
-    status, text = await read_stream(app, ui, f"/ui/jobs/{job_id}/live?after_id=0",
-                                     lambda t: "event: end" in t)
-    await opener
+    status, text = await read_stream(app, ui, f"/ui/jobs/{job_id}/live?after_id=0", follow)
     assert status == 200
-    kinds = [e[0] for e in events_of(text)]
-    assert kinds[0] == "job" and kinds[-1] == "end"
-    assert 'data-status="running"' in events_of(text)[0][2]
-    assert 'data-status="succeeded"' in events_of(text)[-1][2]
-    assert any("holding stream" in e[2] for e in events_of(text) if e[0] == "log")
+    events = events_of(text)
+    assert [e[0] for e in events[:2]] == ["actions", "job"] and events[-1][0] == "end"
+    assert 'data-status="running"' in events[1][2]
+    assert f'action="/ui/jobs/{job_id}/cancel"' in events[0][2]
+    assert 'data-status="succeeded"' in events[-1][2]
+    assert any("holding stream" in e[2] for e in events if e[0] == "log")
+    # the buttons were sent again once, when they changed: none once it succeeded
+    buttons = [data for name, _, data in events if name == "actions"]
+    assert len(buttons) == 2 and "<form" not in buttons[1]
 
 
 async def test_the_list_stream_sends_rows_and_says_when_a_new_job_belongs(app, ui, client):
