@@ -172,7 +172,7 @@ async def test_list_shows_each_job_with_status_type_priority_and_progress(ui, cl
                               done["job_id"]]  # newest first
     row = row_of(html, done["job_id"])
     assert 'data-status="succeeded"' in row and ECHO in row
-    assert '<td class="num">3</td>' in row
+    assert '<td class="num hide-sm">3</td>' in row
     assert 'value="100.0"' in row and "100%" in row and "echoed" in row
     assert f'href="/ui/jobs/{done["job_id"]}"' in row
     assert 'data-status="failed"' in row_of(html, failed["job_id"])
