@@ -67,7 +67,7 @@ def entered_at(job: dict[str, Any]) -> str:
 
 def whole(text: str | None) -> int | None:
     """A non-negative whole number typed into a URL, else None."""
-    return int(text) if text and text.isdigit() and len(text) <= 18 else None
+    return int(text) if text and text.isascii() and text.isdigit() and len(text) <= 18 else None
 
 
 def pages(kernel: Kernel, queue: JobQueue) -> list[UIPage]:

@@ -333,6 +333,12 @@ async def test_the_whole_log_page_by_page(ui, client):
     html = await page(ui, f"/ui/jobs/{job['job_id']}/log?after_id=200")
     assert "line 198" in html and 'data-line-id="201"' in html
     assert tags(html, "a", href=f"/ui/jobs/{job['job_id']}/log")  # First page
+    # an after_id that is not a line number shows the first page
+    for bad in ("-5", "abc", "²", "9" * 30):
+        html = await page(ui, f"/ui/jobs/{job['job_id']}/log?after_id={bad}")
+        assert 'data-line-id="1"' in html, bad
+    r = await ui.client.get(f"/ui/jobs/{job['job_id']}/live?after_id=²")
+    assert r.status_code == 200 and "event: end" in r.text
     # htmx asks for the lines only; past the end there are none
     html = await page(ui, f"/ui/jobs/{job['job_id']}/log?after_id=453",
                       headers={"HX-Request": "true"})
