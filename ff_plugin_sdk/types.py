@@ -114,6 +114,9 @@ class JobType:
     concurrency: int | None = None
     #: tries before a job that keeps failing (or whose runner keeps vanishing) is failed
     max_attempts: int = 3
+    #: ``async check(input)``: refuses an input the schema cannot judge (a folder that does
+    #: not exist) by raising an ``ff_plugin_sdk`` error, before the job is queued
+    check: Callable[[Any], Awaitable[None]] | None = None
 
     @property
     def in_process(self) -> bool:

@@ -55,12 +55,13 @@ class BulkImportRequest(BulkImport, kw_only=True, forbid_unknown_fields=True):
     priority: Annotated[int, Meta(ge=-1_000_000, le=1_000_000)] = 0
 
 
-def _bad_path(message: str) -> ValidationFailed:
-    return ValidationFailed(message, details=[{"path": "$.path", "message": message}])
+def check_root(path: str, at: str = "$") -> Path:
+    """The folder, if it can be imported: absolute, existing, a folder, readable (422
+    naming ``<at>.path`` otherwise)."""
 
+    def _bad_path(message: str) -> ValidationFailed:
+        return ValidationFailed(message, details=[{"path": f"{at}.path", "message": message}])
 
-def check_root(path: str) -> Path:
-    """The folder, if it can be imported: absolute, existing, a folder, readable."""
     if "\x00" in path:
         raise _bad_path("path contains a NUL character")
     root = Path(path)
@@ -87,12 +88,18 @@ class Importer:
         self.store = store
         self.batches = BatchIngest(kernel, store, ingest)
 
-    async def start(self, request: BulkImportRequest) -> dict[str, Any]:
-        """Check the request, then queue the job; returns the job."""
-        check_root(request.path)
-        check_kind(request.kind)
+    async def check(self, request: BulkImport, at: str = "$.input") -> None:
+        """What the schema cannot tell: the folder, the kind, the entity (422 / 404);
+        ``at`` is where the request sits in the body, for the error's path."""
+        check_root(request.path, at)
+        check_kind(request.kind, f"{at}.kind")
         if request.entity_id is not None:
             await self.store.require_entities([request.entity_id])
+
+    async def start(self, request: BulkImportRequest) -> dict[str, Any]:
+        """Check the request (errors name its own fields), then queue the job; returns
+        the job."""
+        await self.check(request, "$")
         queue = self.kernel.services.get("jobs.queue")
         if queue is None:
             raise ValidationFailed("bulk import needs the jobs plugin, which is not enabled")
@@ -102,7 +109,8 @@ class Importer:
 
     def job_type(self) -> JobType:
         return JobType(name=JOB_TYPE, summary="import every file of a folder",
-                       handler=self.run, input_schema=BulkImport, max_attempts=3)
+                       handler=self.run, input_schema=BulkImport, check=self.check,
+                       max_attempts=3)
 
     async def run(self, ctx: JobContext) -> dict[str, Any]:
         request: BulkImport = ctx.input

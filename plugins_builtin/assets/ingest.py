@@ -45,11 +45,12 @@ class Staged(Protocol):
     def discard(self) -> None: ...
 
 
-def check_kind(kind: str | None) -> None:
+def check_kind(kind: str | None, at: str = "kind") -> None:
+    """422 naming ``at`` unless ``kind`` is a kind (or None)."""
     if kind is not None and not valid_kind(kind):
         raise ValidationFailed(
             f"kind {kind!r} is not a kind: use dotted lowercase words such as "
-            f"'image.original' or 'model.lora'", details=[{"path": "kind",
+            f"'image.original' or 'model.lora'", details=[{"path": at,
                                                            "message": "not a kind"}])
 
 

@@ -112,9 +112,14 @@ class JobQueue:
         value: Any = input if input is not None else {}
         if job_type.input_schema is not None:
             try:
-                value = msgspec.to_builtins(msgspec.convert(value, job_type.input_schema))
+                decoded = msgspec.convert(value, job_type.input_schema)
             except msgspec.ValidationError as exc:
                 raise _validation(exc, "$.input") from exc
+            value = msgspec.to_builtins(decoded)
+        else:
+            decoded = value
+        if job_type.check is not None:
+            await job_type.check(decoded)
         if input_asset_id is not None:
             await self._require_asset(input_asset_id)
         return await self.store.create(
