@@ -9,7 +9,7 @@ import asyncio
 import json
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from starlette.applications import Starlette
 from kernel.config import Settings, load_settings
 from kernel.server import hypercorn_config, listen_socket
 from kernel.services import Kernel
+from tests.conftest import running
 
 PLUGINS_DIR = Path(__file__).resolve().parents[2] / "plugins"
 # tests/plugins is not collected (norecursedirs); its modules are imported by name.
@@ -36,6 +37,8 @@ UNKNOWN_ID = "0" * 64
 #: the bound on anything a test waits for
 WAIT = 10.0
 POLL = 0.05
+#: the bound on Core stopping (its own bounds: the queue's 10 s wait for runs to end)
+STOP_WITHIN = 15.0
 FINAL = ("succeeded", "failed", "cancelled")
 
 
@@ -72,6 +75,29 @@ def control() -> job_types.Control:
 @pytest.fixture
 def app(make_app: Callable[..., Starlette]) -> Starlette:
     return make_app(extra_plugins=[("job_types", job_types)])
+
+
+@asynccontextmanager
+async def started(app: Starlette, token: str | None) -> AsyncIterator[httpx.AsyncClient]:
+    """``running``, but a Core that does not stop within STOP_WITHIN fails the test
+    instead of hanging the suite."""
+    stack = AsyncExitStack()
+    client = await stack.enter_async_context(running(app, token))
+    try:
+        yield client
+    finally:
+        try:
+            async with asyncio.timeout(STOP_WITHIN):
+                await stack.aclose()
+        except TimeoutError:
+            pytest.fail(f"Core did not stop within {STOP_WITHIN}s")
+
+
+@pytest.fixture
+async def client(app: Starlette, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """An authenticated client (install token) on a running Core."""
+    async with started(app, settings.install_token) as c:
+        yield c
 
 
 @pytest.fixture

@@ -11,13 +11,22 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
+import job_types
 import pytest
 from job_types import HOLD, REMOTE
 
 from kernel.config import Settings
-from tests.conftest import running
+from kernel.errors import PluginError
 
-from .conftest import get_job, job_events, messages, submit, wait_status
+from .conftest import (
+    configure,
+    get_job,
+    job_events,
+    messages,
+    started,
+    submit,
+    wait_status,
+)
 
 CRASHED = "Core stopped or crashed while the job ran"
 
@@ -25,10 +34,8 @@ CRASHED = "Core stopped or crashed while the job ran"
 @asynccontextmanager
 async def core(make_app, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     """A Core on the test home, with the test job types; stopped gracefully on leaving."""
-    import job_types
-
     app = make_app(extra_plugins=[("job_types", job_types)])
-    async with running(app, settings.install_token) as client:
+    async with started(app, settings.install_token) as client:
         yield client
 
 
@@ -148,3 +155,24 @@ async def test_a_watcher_cancelled_as_it_is_woken_stops(kernel, turns) -> None:
                 await waiter
     else:
         assert waiter.result() is True
+
+
+# -- settings ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("jobs", "says"), [
+    ({"workers": 0}, "plugins.jobs.workers"),
+    ({"workers": "4"}, "plugins.jobs.workers"),
+    ({"workers": 2.5}, "plugins.jobs.workers"),
+    ({"concurrency": {HOLD: 0}}, "plugins.jobs.concurrency"),
+    ({"concurrency": [1]}, "plugins.jobs.concurrency"),
+    # a misspelt key would silently leave the default: it is named, with the valid ones
+    ({"worker": 1}, "worker"),
+])
+def test_bad_jobs_settings_stop_the_build_naming_the_key(make_app, home, jobs,
+                                                         says) -> None:
+    settings = configure(home, jobs)
+    with pytest.raises(PluginError) as info:
+        make_app(extra_plugins=[("job_types", job_types)], settings=settings)
+    assert says in str(info.value)
+    if "worker" in jobs:
+        assert "workers" in str(info.value) and "concurrency" in str(info.value)

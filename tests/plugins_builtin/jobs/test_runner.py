@@ -89,6 +89,16 @@ async def test_claims_take_the_highest_priority_then_the_oldest(client) -> None:
     assert order == [top["job_id"], old["job_id"], new["job_id"], low["job_id"]]
 
 
+@pytest.mark.parametrize("jobs_config", [{"concurrency": {REMOTE: 1}}])
+async def test_a_type_s_concurrency_limit_holds_for_runners_too(client) -> None:
+    first = await submit(client, REMOTE)
+    second = await submit(client, REMOTE)
+    assert (await claimed(client))["job_id"] == first["job_id"]
+    assert await claim(client, runner_id="another") is None  # one at a time
+    await call(client, first["job_id"], "complete")
+    assert (await claimed(client, runner_id="another"))["job_id"] == second["job_id"]
+
+
 async def test_a_waiting_claim_gets_a_job_submitted_meanwhile(client) -> None:
     waiting = asyncio.create_task(claim(client, wait=10))
     await asyncio.sleep(0.2)  # let the claim find the queue empty and start waiting
