@@ -161,8 +161,9 @@ class EventBus:
     async def wait(self, after: int, timeout: float) -> bool:
         """Wait until an event newer than ``after`` commits; False on timeout or close."""
         while self.last_id <= after and not self.closed.is_set():
-            try:
-                await asyncio.wait_for(self._changed.wait(), timeout)
+            try:  # not wait_for: on 3.11 it can swallow a cancel arriving with the wake-up
+                async with asyncio.timeout(timeout):
+                    await self._changed.wait()
             except TimeoutError:
                 return False
         return self.last_id > after

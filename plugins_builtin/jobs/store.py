@@ -111,8 +111,11 @@ class Hub:
 
     async def wait(self, timeout: float, token: asyncio.Event | None = None) -> bool:
         """Wait for a change (after ``token`` was taken); False on timeout."""
+        # not asyncio.wait_for: on 3.11 it can swallow a cancel that arrives as the event
+        # fires (a change at shutdown), and the cancelled task would wait on forever
         try:
-            await asyncio.wait_for((token or self._changed).wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await (token or self._changed).wait()
         except TimeoutError:
             return False
         return True
