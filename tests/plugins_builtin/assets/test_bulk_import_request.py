@@ -124,8 +124,8 @@ async def test_without_credentials_nothing_is_queued(anon, client, tmp_path: Pat
 
 
 async def test_a_good_request_answers_202_with_the_queued_job(client, tmp_path: Path):
-    write_tree(tmp_path, {"a.txt": "a"})
-    started = await start_import(client, tmp_path, recursive=False, priority=5,
+    write_tree(tmp_path / "src", {"a.txt": "a"})
+    started = await start_import(client, tmp_path / "src", recursive=False, priority=5,
                                  include=["*.txt"])
     assert set(started) == {"job_id", "job_type", "status", "created_at", "job"}
     assert started["job_type"] == "assets.bulk_import"
@@ -133,7 +133,7 @@ async def test_a_good_request_answers_202_with_the_queued_job(client, tmp_path: 
     job = started["job"]
     assert job["job_id"] == started["job_id"] and job["type"] == "assets.bulk_import"
     assert job["priority"] == 5
-    assert job["input"]["path"] == str(tmp_path)
+    assert job["input"]["path"] == str(tmp_path / "src")
     assert job["input"]["recursive"] is False and job["input"]["include"] == ["*.txt"]
     assert "priority" not in job["input"]  # the job's own field, not its input
     assert await job_ids(client) == [started["job_id"]]
