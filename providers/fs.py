@@ -12,6 +12,7 @@ import ctypes
 import os
 import sys
 from collections.abc import AsyncIterable, AsyncIterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -87,6 +88,11 @@ def sync_files(paths: Sequence[Path]) -> None:
                 os.fsync(fh.fileno())
 
 
+#: threads placing one batch of blobs (``write_files``)
+PLACE_THREADS = 4
+_PLACERS = ThreadPoolExecutor(max_workers=PLACE_THREADS, thread_name_prefix="faceforge-place")
+
+
 def _read_at(fh: IO[bytes], position: int, size: int) -> bytes:
     # seek + read rather than os.pread, which Windows lacks; each reader has its own handle
     fh.seek(position)
@@ -144,10 +150,21 @@ class FilesystemProvider:
         # the bytes first, then the names: a crash can never leave a blob under its hash
         # whose bytes were not yet on disk
         sync_files([path for path, _, _ in items])
-        created: list[bool] = []
-        folders: dict[str, None] = {}
+        created = [False] * len(items)
+        # renames and folder creations into different folders run side by side in the
+        # kernel: a few threads place a batch several times faster than one
+        parts = [range(k, len(items), PLACE_THREADS) for k in range(PLACE_THREADS)]
+        folders = [f for found in _PLACERS.map(
+            lambda part: self._place_part(items, part, created), parts) for f in found]
+        sync_files([Path(f) for f in dict.fromkeys(folders)])
+        return created
+
+    def _place_part(self, items: Sequence[tuple[Path, str, int]], part: range,
+                    created: list[bool]) -> list[str]:
+        folders = []
         root = str(self.root)
-        for path, sha256, _ in items:  # plain strings: pathlib costs more than the syscalls
+        for i in part:  # plain strings: pathlib costs more than the syscalls
+            path, sha256, _ = items[i]
             leaf = os.path.join(root, sha256[:2], sha256[2:4])
             target = os.path.join(leaf, sha256)
             fresh = False  # a folder made just now holds no blob yet
@@ -162,17 +179,15 @@ class FilesystemProvider:
                 self._folders.add(leaf)
             if not fresh and os.path.exists(target):
                 os.unlink(path)
-                created.append(False)
                 continue
             try:
                 os.replace(path, target)
             except FileNotFoundError:  # the folder was removed by hand since
                 self._folders.discard(leaf)
                 raise
-            folders[leaf] = None
-            created.append(True)
-        sync_files([Path(f) for f in folders])
-        return created
+            folders.append(leaf)
+            created[i] = True
+        return folders
 
     async def write_files(self, items: Sequence[tuple[Path, str, int]]) -> list[StoredBlob]:
         """Take many staged files with one sync for their bytes and one for their names

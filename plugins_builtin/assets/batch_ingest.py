@@ -34,6 +34,8 @@ from plugins_builtin.assets.kinds import default_kind, sniff_mime
 from plugins_builtin.assets.receive import SNIFF_BYTES, clean_filename
 from plugins_builtin.assets.store import AssetStore, Recorded, link_live
 
+#: threads copying a batch's small files
+COPY_THREADS = 4
 #: files larger than this are copied in pieces, one thread trip each, so a cancel is
 #: heard between pieces rather than after a multi-GB file
 LARGE_BYTES = 16 * 1024 * 1024
@@ -280,13 +282,18 @@ class BatchIngest:
         tmp_dir, base = str(self.kernel.storage.context.tmp_dir), str(root)
         small = [e for e in entries if e.size <= LARGE_BYTES]
 
-        def copy_small() -> None:
-            for entry in small:
+        def copy_small(part: Sequence[FileEntry]) -> None:
+            for entry in part:
                 copy = _Copy(base, entry, tmp_dir, follow)
-                out.append(copy.item)
+                out.append(copy.item)  # at once: a cancel must find every staged file
                 copy.run()
 
-        await anyio.to_thread.run_sync(copy_small)
+        # file creation is mostly waiting in the kernel: a few threads copy side by side
+        async with anyio.create_task_group() as group:
+            for k in range(COPY_THREADS):
+                group.start_soon(anyio.to_thread.run_sync, copy_small, small[k::COPY_THREADS])
+        order = {entry.relpath: i for i, entry in enumerate(entries)}
+        out.sort(key=lambda item: order[item.entry.relpath])
         for entry in entries:
             if entry.size > LARGE_BYTES:
                 await self._copy_large(_Copy(base, entry, tmp_dir, follow), out)
