@@ -322,7 +322,9 @@ class BatchIngest:
             else:
                 good.append(item)
                 if item.sidecar_problem:
-                    outcome.problems.append((item.entry.sidecar or item.entry.relpath,
+                    folder = item.entry.relpath.rpartition("/")[0]
+                    sidecar = f"{folder}/{item.entry.sidecar}" if folder else item.entry.sidecar
+                    outcome.problems.append((sidecar or item.entry.relpath,
                                              item.sidecar_problem))
         links = [request.entity_id] if request.entity_id else []
         if not good and not (links and unchanged):

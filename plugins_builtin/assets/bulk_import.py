@@ -130,7 +130,7 @@ class Importer:
                         f" ({found.sidecars} with a sidecar{skipped})",
                 files=len(found.files), bytes=found.total_bytes)
         totals = Outcome()
-        done = {"bytes": 0}
+        done = {"bytes": 0, "problems": len(found.problems)}
         ctx.progress(step="importing", files=0, bytes=0, files_total=len(found.files),
                      bytes_total=found.total_bytes)
 
@@ -141,6 +141,7 @@ class Importer:
                     **outcome.counts())
             for relpath, problem in outcome.problems:
                 ctx.log("warning", f"{relpath}: {problem}", path=relpath)
+            done["problems"] += len(outcome.problems)
             ctx.progress(percent=100 * done["bytes"] / found.total_bytes if found.total_bytes
                          else 100 * totals.files / max(1, len(found.files)),
                          files=totals.files, bytes=done["bytes"], imported=totals.imported,
@@ -153,7 +154,7 @@ class Importer:
             raise JobFailed(exc.message) from exc
         ctx.progress(percent=100, step="done")
         return {"path": str(root), "files": len(found.files), "bytes": found.total_bytes,
-                **totals.counts(), "problems": len(found.problems) + totals.failed,
+                **totals.counts(), "problems": done["problems"],
                 "symlinks_skipped": found.symlinks_skipped}
 
 

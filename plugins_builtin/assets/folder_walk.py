@@ -9,7 +9,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import stat
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -57,15 +57,32 @@ def _matches(relpath: str, patterns: Sequence[str]) -> bool:
 
 def walk(root: Path, *, recursive: bool, include: Sequence[str], exclude: Sequence[str],
          follow_symlinks: bool) -> Walk:
-    """Every importable file under ``root`` (a real, absolute folder), in a stable order."""
+    """Every importable file under ``root`` (a real, absolute folder), in a stable order:
+    depth first, names sorted."""
     include = [p.lower() for p in include]
     exclude = [p.lower() for p in exclude]
     result = Walk()
     real_root = os.path.realpath(root)
-    seen_dirs = {_dir_key(real_root)}
-    for prefix, folder in _folders(root, real_root, recursive, exclude, follow_symlinks,
-                                   seen_dirs, result):
-        _scan(folder, prefix, real_root, include, exclude, follow_symlinks, result)
+    seen = {_dir_key(real_root)}
+    stack = [("", str(root))]
+    while stack:
+        prefix, folder = stack.pop()
+        subdirs = _scan(folder, prefix, real_root, include, exclude, follow_symlinks, result)
+        if not recursive:
+            continue
+        for name, path in reversed(subdirs):
+            rel = f"{prefix}{name}"
+            if _matches(rel, exclude):
+                continue
+            try:
+                key = _dir_key(path)
+            except OSError as exc:
+                result.problems.append((rel, f"cannot open the folder: {exc.strerror}"))
+                continue
+            if key in seen:  # a loop, or a second way into the same folder
+                continue
+            seen.add(key)
+            stack.append((rel + "/", path))
     return result
 
 
@@ -79,72 +96,40 @@ def _inside(real_root: str, path: str) -> bool:
     return real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep)
 
 
-def _folders(root: Path, real_root: str, recursive: bool, exclude: Sequence[str],
-             follow: bool, seen: set[tuple[int, int]],
-             result: Walk) -> Iterator[tuple[str, str]]:
-    """(relative prefix, path) of every folder to scan, depth first, sorted."""
-    stack = [("", str(root))]
-    while stack:
-        prefix, folder = stack.pop()
-        yield prefix, folder
-        if not recursive:
-            continue
-        try:
-            with os.scandir(folder) as it:
-                subdirs = sorted((e.name, e.path, e.is_symlink()) for e in it
-                                 if e.is_dir(follow_symlinks=True))
-        except OSError as exc:
-            result.problems.append((prefix or ".", f"cannot list the folder: {exc.strerror}"))
-            continue
-        for name, path, is_link in reversed(subdirs):
-            rel = f"{prefix}{name}"
-            if _matches(rel, exclude):
-                continue
-            if is_link:
-                if not follow:
-                    result.symlinks_skipped += 1
-                    continue
-                if not _inside(real_root, path):
-                    result.problems.append((rel, "symlink leads out of the import folder; "
-                                                 "skipped"))
-                    continue
-            try:
-                key = _dir_key(path)
-            except OSError as exc:
-                result.problems.append((rel, f"cannot open the folder: {exc.strerror}"))
-                continue
-            if key in seen:  # a loop, or a second way into the same folder
-                continue
-            seen.add(key)
-            stack.append((rel + "/", path))
-
-
 def _scan(folder: str, prefix: str, real_root: str, include: Sequence[str],
-          exclude: Sequence[str], follow: bool, result: Walk) -> None:
+          exclude: Sequence[str], follow: bool, result: Walk) -> list[tuple[str, str]]:
+    """Add the folder's files to ``result``; returns its subfolders (name, path)."""
     try:
         with os.scandir(folder) as it:
             entries = sorted(it, key=lambda e: e.name)
     except OSError as exc:
-        if prefix:  # the root itself was checked before the job started
-            result.problems.append((prefix.rstrip("/"),
-                                    f"cannot list the folder: {exc.strerror}"))
-        return
+        result.problems.append((prefix.rstrip("/") or ".",
+                                f"cannot list the folder: {exc.strerror}"))
+        return []
+    subdirs: list[tuple[str, str]] = []
     files: dict[str, os.DirEntry[str]] = {}
     sidecars: dict[str, os.DirEntry[str]] = {}
     for entry in entries:
         rel = prefix + entry.name
         try:
-            if entry.is_symlink():
-                if not follow:
-                    result.symlinks_skipped += 1
-                    continue
-                if not _inside(real_root, entry.path):
-                    result.problems.append((rel, "symlink leads out of the import folder; "
-                                                 "skipped"))
-                    continue
-            if not entry.is_file(follow_symlinks=True):
+            is_link = entry.is_symlink()
+        except OSError:
+            is_link = False
+        if is_link:
+            if not follow:
+                result.symlinks_skipped += 1
                 continue
-        except OSError as exc:
+            if not _inside(real_root, entry.path):
+                result.problems.append((rel, "symlink leads out of the import folder; "
+                                             "skipped"))
+                continue
+        try:
+            if entry.is_dir(follow_symlinks=True):
+                subdirs.append((entry.name, entry.path))
+                continue
+            if not entry.is_file(follow_symlinks=True):
+                continue  # a dangling link, a device, a socket: no file to import
+        except OSError as exc:  # a link loop (ELOOP), a vanished entry
             result.problems.append((rel, f"cannot read: {exc.strerror}"))
             continue
         (sidecars if entry.name.endswith(SIDECAR_SUFFIX) else files)[entry.name] = entry
@@ -174,3 +159,4 @@ def _scan(folder: str, prefix: str, real_root: str, include: Sequence[str],
     for name in sorted(sidecars.keys() - used):
         result.problems.append((prefix + name, "sidecar without a file beside it; "
                                                "not imported"))
+    return subdirs
