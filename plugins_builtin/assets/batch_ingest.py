@@ -232,20 +232,19 @@ class BatchIngest:
             group.start_soon(prepare_all)
             number = 0
             try:
-                async with receive:
-                    async for prepared in receive:
-                        number += 1
-                        try:
-                            with anyio.CancelScope(shield=True):
-                                await self._store(root_key, prepared, request)
-                        finally:
-                            await _discard_shielded(prepared.copied)
-                        report(number, prepared.batch, prepared.outcome)
+                async for prepared in receive:
+                    number += 1
+                    try:
+                        with anyio.CancelScope(shield=True):
+                            await self._store(root_key, prepared, request)
+                    finally:
+                        await _discard_shielded(prepared.copied)
+                    report(number, prepared.batch, prepared.outcome)
             finally:
-                with contextlib.suppress(anyio.WouldBlock, anyio.EndOfStream,
-                                         anyio.ClosedResourceError):
+                with contextlib.suppress(anyio.WouldBlock, anyio.EndOfStream):
                     while True:  # a batch copied but never stored
                         await _discard_shielded(receive.receive_nowait().copied)
+                receive.close()
 
     async def _prepare(self, root: Path, root_key: str, batch: Sequence[FileEntry],
                        request: Any) -> _Prepared:
