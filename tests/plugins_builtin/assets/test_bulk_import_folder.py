@@ -24,6 +24,7 @@ from tests.plugins_builtin.assets.folders import (
     write_tree,
 )
 
+
 @pytest.fixture
 def src(tmp_path: Path) -> Path:
     """The folder to import (beside the Core's home, not around it)."""
