@@ -51,12 +51,30 @@ def crash_leaves(settings: Settings, job_id: str, *, runner_id: str = "core",
     assert changed == 1
 
 
+def stored(settings: Settings, job_id: str) -> tuple[str, str | None, int]:
+    """The job's status, runner and attempts as the database holds them (Core stopped)."""
+    with sqlite3.connect(settings.paths.db_file) as conn:
+        return conn.execute("SELECT status, runner_id, attempts FROM jobs WHERE job_id = ?",
+                            (job_id,)).fetchone()
+
+
+def stored_log(settings: Settings, job_id: str) -> list[str]:
+    with sqlite3.connect(settings.paths.db_file) as conn:
+        return [r[0] for r in conn.execute(
+            "SELECT message FROM job_logs WHERE job_id = ? ORDER BY id", (job_id,))]
+
+
 async def test_a_graceful_stop_queues_a_running_job_without_spending_an_attempt(
         make_app, settings, control) -> None:
     async with core(make_app, settings) as client:
         job = await submit(client, HOLD, {"label": "interrupted"})
         await control.wait_started("interrupted")
     assert control.finally_ran == ["interrupted"]  # the handler was cancelled, cleanly
+    # what the stop left: queued, held by nobody, the attempt given back, and no run of it
+    # started after the stop queued it again
+    assert stored(settings, job["job_id"]) == ("queued", None, 0)
+    said = stored_log(settings, job["job_id"])
+    assert said[-1] == "Core stopped while the job ran; queued again (attempt 0 of 3 used)"
     control.reset()
     control.release("interrupted")
     async with core(make_app, settings) as client:
