@@ -16,6 +16,8 @@ from tests.plugins_builtin.assets.folders import (
     run_import,
     sha,
     shas,
+    start_import,
+    wait_for_job,
     write_tree,
 )
 
@@ -94,3 +96,17 @@ async def test_the_bytes_of_a_deleted_asset_bring_it_back(client, store, collect
     download = await client.get(f"/v1/assets/{gone['asset_id']}/download")
     assert download.content == b"deleted, then imported"
     assert job["result"]["imported"] == 1
+
+
+async def test_imports_of_the_same_files_at_once_store_each_once(client, store, src: Path):
+    """Two imports of one folder and one of its subfolder, all running together."""
+    files = many_files(src, 1500, size=64, per_folder=500)
+    started = [await start_import(client, path)
+               for path in (src, src, src / "part-001")]
+    jobs = [await wait_for_job(client, s["job_id"]) for s in started]
+    assert [job["status"] for job in jobs] == ["succeeded"] * 3, jobs
+    assert max(j["started_at"] for j in jobs) < min(j["finished_at"] for j in jobs)  # overlap
+    assert store.blobs() == shas(files) == await store.rows()
+    assert len(await all_assets(client)) == 1500
+    assert sum(job["result"]["imported"] for job in jobs) == 1500
+    assert store.staged() == frozenset()

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.plugins_builtin.assets.conftest import PNG, make_entity
+from tests.plugins_builtin.assets.conftest import PNG, events, last_event_id, make_entity
 from tests.plugins_builtin.assets.folders import (
+    BULK_IMPORT,
     all_assets,
     assets_by_id,
     job_log,
@@ -19,6 +20,7 @@ from tests.plugins_builtin.assets.folders import (
     run_import,
     sha,
     shas,
+    wait_for_job,
     warnings,
     write_sidecar,
     write_tree,
@@ -179,3 +181,18 @@ async def test_each_problem_file_has_one_warning_line_and_the_rest_is_imported(
     result = result_of(job)
     assert (result["imported"], result["failed"]) == (3, 0)
     assert result["problems"] == 3, result
+
+
+async def test_each_new_asset_has_its_event_and_the_job_its_requests_correlation_id(
+        client, src: Path):
+    files = write_tree(src, {"a.txt": "a", "b/c.txt": "c", "b/twin.txt": "a"})
+    after = await last_event_id(client)
+    r = await client.post(BULK_IMPORT, json={"path": str(src)},
+                          headers={"X-Correlation-ID": "import-ada-2024"})
+    assert r.status_code == 202, r.text
+    job = await wait_for_job(client, r.json()["job_id"])
+    assert job["correlation_id"] == "import-ada-2024"
+    created = [e["data"]["asset_id"] for e in await events(client, "asset.created", after)]
+    assert sorted(created) == sorted(shas(files))  # once each, the twin not again
+    jobs = [e["type"] for e in await events(client, "job.", after)]
+    assert jobs == ["job.created", "job.started", "job.succeeded"]
