@@ -37,6 +37,9 @@ DEFAULT_WORKERS = 4
 def settings(kernel: Kernel) -> dict[str, Any]:
     """``plugins.jobs``, checked: a bad value is a startup error naming the key."""
     config = kernel.plugin_config("jobs")
+    if unknown := sorted(set(config) - {"workers", "concurrency"}):
+        raise ValueError(f"plugins.jobs has no setting {unknown[0]!r}; the settings are "
+                         f"'workers' and 'concurrency'")
     workers = config.get("workers", DEFAULT_WORKERS)
     if type(workers) is not int or workers < 1:
         raise ValueError(f"plugins.jobs.workers must be a whole number of at least 1, "

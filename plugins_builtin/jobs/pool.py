@@ -134,7 +134,7 @@ class Pool:
                 while True:
                     seen = hub.token()
                     free = self.workers - len(self.running)
-                    if free > 0 and self.in_process:
+                    if free > 0 and self.in_process and not self.stopping:
                         jobs = await self.store.claim(self.in_process, CORE, None,
                                                       self.limits, free)
                         for job in jobs:
@@ -176,11 +176,12 @@ class Pool:
             self.log.exception("job %s (%s) failed", ctx.job_id, ctx.type)
             outcome = ("failed", f"{type(exc).__name__}: {exc}", True)
         finally:
-            with anyio.CancelScope(shield=True):
+            with anyio.CancelScope(shield=True), self.kernel.correlated(ctx.correlation_id):
                 try:
                     await self._end(run, *outcome)
                 finally:
                     self.running.pop(ctx.job_id, None)
+                    self.store.hub.changed()  # a worker is free: the pool looks again
 
     async def _end(self, run: Run, status: str, value: Any, retryable: bool) -> None:
         ctx = run.context
@@ -197,7 +198,7 @@ class Pool:
             if status == "succeeded":
                 finish(tx, job, "succeeded", now, result=value, outputs=ctx.outputs)
             elif status == "failed":
-                requeue_or_fail(tx, job, f"failed: {value}", now, retryable=retryable)
+                requeue_or_fail(tx, job, str(value), now, retryable=retryable, failure=True)
             elif run.cancelled_by == "shutdown" or self.stopping:
                 tx.execute("UPDATE jobs SET attempts = attempts - 1 WHERE job_id = ?",
                            (ctx.job_id,))

@@ -167,7 +167,7 @@ def finish(tx: WriteTx, job: dict[str, Any], status: str, now: str, *,
     """End a job: succeeded, failed or cancelled (a cancel requested meanwhile wins over
     success: the user asked for it)."""
     if status == "succeeded" and job["cancel_requested"]:
-        status = "cancelled"
+        status, result = "cancelled", None
     sets = ("status = ?, finished_at = ?, updated_at = ?, lease_expires_at = NULL,"
             " result = ?, error = ?")
     values: list[Any] = [status, now, now, _j(result) if result is not None else None, error]
@@ -185,9 +185,10 @@ def finish(tx: WriteTx, job: dict[str, Any], status: str, now: str, *,
 
 
 def requeue_or_fail(tx: WriteTx, job: dict[str, Any], reason: str, now: str, *,
-                    retryable: bool = True) -> str:
-    """A run ended without an answer (lease expired, Core stopped, a retryable failure):
-    queue the job again while it has attempts left, else fail it; returns the status."""
+                    retryable: bool = True, failure: bool = False) -> str:
+    """A run ended without an answer (lease expired, Core stopped) or with a ``failure``
+    (``reason`` is then its error): queue the job again while it has attempts left and
+    the run allows it, else fail it; returns the status."""
     if job["cancel_requested"]:
         _line(tx, job["job_id"], "warning", reason, now)
         finish(tx, job, "cancelled", now)
@@ -197,7 +198,8 @@ def requeue_or_fail(tx: WriteTx, job: dict[str, Any], reason: str, now: str, *,
                    " lease_expires_at = NULL, updated_at = ? WHERE job_id = ?",
                    (now, job["job_id"]))
         _line(tx, job["job_id"], "warning",
-              f"{reason}; queued again (attempt {job['attempts']} of "
+              f"{'failed: ' if failure else ''}{reason}; queued again (attempt "
+              f"{job['attempts']} of "
               f"{job['max_attempts']} used)", now)
         return "queued"
     error = (f"{reason} (after {job['attempts']} of {job['max_attempts']} attempts)"
@@ -391,7 +393,7 @@ class JobStore:
         now = self.kernel.now()
 
         def fail(tx: WriteTx) -> dict[str, Any]:
-            requeue_or_fail(tx, _held(tx, job_id, runner_id), f"failed: {error}", now,
+            requeue_or_fail(tx, _held(tx, job_id, runner_id), error, now, failure=True,
                             retryable=retryable)
             return row_to_job(_row(tx, job_id))
 
