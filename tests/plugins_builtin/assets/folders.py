@@ -23,11 +23,9 @@ JOB_SECONDS = 60.0
 # -- folders -----------------------------------------------------------------------------
 
 def content(label: str, size: int = 64) -> bytes:
-    """``size`` bytes that differ for every ``label`` (and say which file they are)."""
-    seed = hashlib.sha256(label.encode()).digest()
-    head = f"{label}\n".encode()
-    body = (seed * (size // len(seed) + 1))[: max(size - len(head), 0)]
-    return (head + body)[:size] if size >= len(head) else seed[:size]
+    """``size`` bytes that differ for every ``label`` (a hash of it first, then its text)."""
+    unit = hashlib.sha256(label.encode()).digest() + f" {label}\n".encode()
+    return (unit * (size // len(unit) + 1))[:size]
 
 
 def write_tree(root: Path, files: Mapping[str, bytes | str]) -> dict[str, bytes]:
