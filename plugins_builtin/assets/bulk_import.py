@@ -55,7 +55,7 @@ class BulkImportRequest(BulkImport, kw_only=True, forbid_unknown_fields=True):
     priority: Annotated[int, Meta(ge=-1_000_000, le=1_000_000)] = 0
 
 
-def check_root(path: str, at: str = "$") -> Path:
+def check_root(path: str, at: str = "$", home: Path | None = None) -> Path:
     """The folder, if it can be imported: absolute, existing, a folder, readable (422
     naming ``<at>.path`` otherwise)."""
 
@@ -77,6 +77,10 @@ def check_root(path: str, at: str = "$") -> Path:
         raise _bad_path(f"cannot reach {path}: {exc.strerror}") from exc
     if not os.access(root, os.R_OK | os.X_OK):
         raise _bad_path(f"cannot read the folder {path} (permission denied)")
+    if home is not None and Path(os.path.realpath(root)).is_relative_to(
+            os.path.realpath(home)):
+        raise _bad_path(f"{path} is inside FaceForge's own home ({home}): its database and "
+                        f"blobs are not files to import")
     return root
 
 
@@ -91,7 +95,7 @@ class Importer:
     async def check(self, request: BulkImport, at: str = "$.input") -> None:
         """What the schema cannot tell: the folder, the kind, the entity (422 / 404);
         ``at`` is where the request sits in the body, for the error's path."""
-        check_root(request.path, at)
+        check_root(request.path, at, self.kernel.home)
         check_kind(request.kind, f"{at}.kind")
         if request.entity_id is not None:
             await self.store.require_entities([request.entity_id])
@@ -115,13 +119,14 @@ class Importer:
     async def run(self, ctx: JobContext) -> dict[str, Any]:
         request: BulkImport = ctx.input
         try:
-            root = check_root(request.path)
+            root = check_root(request.path, home=self.kernel.home)
         except ValidationFailed as exc:
             raise JobFailed(exc.message) from exc
         ctx.progress(percent=0, step="listing files")
         found = await anyio.to_thread.run_sync(
             lambda: walk(root, recursive=request.recursive, include=request.include,
-                         exclude=request.exclude, follow_symlinks=request.follow_symlinks))
+                         exclude=request.exclude, follow_symlinks=request.follow_symlinks,
+                         skip=[self.kernel.home]))
         for relpath, problem in found.problems:
             ctx.log("warning", f"{relpath}: {problem}", path=relpath)
         skipped = (f", {found.symlinks_skipped} symlink(s) skipped"

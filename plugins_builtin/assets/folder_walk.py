@@ -6,6 +6,7 @@ real path is checked), so an import never reads outside the folder it was given.
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import os
 import stat
@@ -56,14 +57,17 @@ def _matches(relpath: str, patterns: Sequence[str]) -> bool:
 
 
 def walk(root: Path, *, recursive: bool, include: Sequence[str], exclude: Sequence[str],
-         follow_symlinks: bool) -> Walk:
+         follow_symlinks: bool, skip: Sequence[Path] = ()) -> Walk:
     """Every importable file under ``root`` (a real, absolute folder), in a stable order:
-    depth first, names sorted."""
+    depth first, names sorted; folders in ``skip`` (Core's home) are not entered."""
     include = [p.lower() for p in include]
     exclude = [p.lower() for p in exclude]
     result = Walk()
     real_root = os.path.realpath(root)
     seen = {_dir_key(real_root)}
+    for folder in skip:
+        with contextlib.suppress(OSError):
+            seen.add(_dir_key(str(folder)))
     stack = [("", str(root))]
     while stack:
         prefix, folder = stack.pop()
