@@ -134,7 +134,8 @@ class Pool:
                 while True:
                     seen = hub.token()
                     free = self.workers - len(self.running)
-                    if free > 0 and self.in_process and not self.stopping:
+                    if (free > 0 and self.in_process and not self.stopping
+                            and await self.store.any_queued(self.in_process)):
                         jobs = await self.store.claim(self.in_process, CORE, None,
                                                       self.limits, free)
                         for job in jobs:

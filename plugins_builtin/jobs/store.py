@@ -294,6 +294,14 @@ class JobStore:
         jobs = [row_to_job(r) for r in rows[:limit]]
         return jobs, encode_cursor(jobs[-1]["_seq"]) if len(rows) > limit and jobs else None
 
+    async def any_queued(self, types: Sequence[str]) -> bool:
+        """Is a job of ``types`` waiting?  A read: the pool asks after every change, and
+        a claim that finds nothing would still cost a turn of the single writer."""
+        row = await self.db.fetchone(
+            f"SELECT 1 FROM jobs WHERE status = 'queued' AND type IN"
+            f" ({','.join('?' * len(types))}) LIMIT 1", list(types))
+        return row is not None
+
     async def counts(self) -> dict[str, int]:
         """How many jobs are queued and running (the shell's indicator)."""
         rows = await self.db.fetchall(
