@@ -24,6 +24,7 @@ from kernel.config import Settings, load_settings
 from kernel.server import hypercorn_config, listen_socket
 from kernel.services import Kernel
 from tests.conftest import running
+from tests.plugins_builtin.assets.conftest import error_of  # noqa: F401 - for this folder
 
 PLUGINS_DIR = Path(__file__).resolve().parents[2] / "plugins"
 # tests/plugins is not collected (norecursedirs); its modules are imported by name.
@@ -107,20 +108,6 @@ def kernel(client: httpx.AsyncClient, app: Starlette) -> Kernel:
 
 
 # -- answers ---------------------------------------------------------------------------
-
-def error_of(r: httpx.Response, status: int, code: str | None = None) -> dict:
-    """The error envelope, exactly: ``{"error": {"code", "message", "details"}}``."""
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"].startswith("application/json")
-    body = r.json()
-    assert set(body) == {"error"}
-    error = body["error"]
-    assert set(error) == {"code", "message", "details"}
-    assert isinstance(error["message"], str) and error["message"]
-    assert isinstance(error["details"], list)
-    if code is not None:
-        assert error["code"] == code, error
-    return error
 
 
 def paths_of(error: dict) -> list[str]:
