@@ -431,25 +431,21 @@ class Recorded:
 
 def record_in(tx: WriteTx, item: Recorded, now: str) -> bool:
     """The statements of :meth:`AssetStore.record`; returns whether it was deduplicated."""
-    (asset_id, size, provider, bucket, kind, filename, mime_type, meta, kind_given,
-     derived_from, links, role, store_blob) = (
-        item.asset_id, item.size, item.provider, item.bucket, item.kind, item.filename,
-        item.mime_type, item.meta, item.kind_given, item.derived_from, item.links, item.role,
-        item.store_blob)
     row = tx.fetchone("SELECT deleted_at, blob_state, kind, user_metadata,"
                       " derived_from_asset_id FROM assets WHERE asset_id = ?",
-                      (asset_id,))
-    owner = ("entity", links[0]) if links else ("system", None)
+                      (item.asset_id,))
+    owner = ("entity", item.links[0]) if item.links else ("system", None)
     if row is None:
         tx.execute(
             "INSERT INTO assets (asset_id, kind, filename, mime_type, size, provider,"
             " bucket, owner_type, owner_id, derived_from_asset_id, user_metadata,"
             " created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (asset_id, kind, filename, mime_type, size, provider, bucket, *owner,
-             derived_from, _j(meta or {}), now, now))
-        tx.event("asset.created", {"asset_id": asset_id, "kind": kind, "size": size,
-                                   "filename": filename, "provider": provider,
-                                   "derived_from_asset_id": derived_from})
+            (item.asset_id, item.kind, item.filename, item.mime_type, item.size, item.provider,
+             item.bucket, *owner, item.derived_from, _j(item.meta or {}), now, now))
+        tx.event("asset.created", {"asset_id": item.asset_id, "kind": item.kind,
+                                   "size": item.size, "filename": item.filename,
+                                   "provider": item.provider,
+                                   "derived_from_asset_id": item.derived_from})
         deduplicated = False
     else:
         deleted, blob_state, old_kind, old_meta, old_derived = row
@@ -457,39 +453,39 @@ def record_in(tx: WriteTx, item: Recorded, now: str) -> bool:
         user = msgspec.json.decode(old_meta)
         sets = ["version = version + 1", "updated_at = ?"]
         values: list[Any] = [now]
-        if store_blob or blob_state == "removed":
+        if item.store_blob or blob_state == "removed":
             sets += ["provider = ?", "bucket = ?", "blob_state = 'present'"]
-            values += [provider, bucket]
+            values += [item.provider, item.bucket]
         if revived:  # a fresh start: the deleted asset's name, metadata and links go
             sets += ["deleted_at = NULL", "filename = ?", "mime_type = ?"]
-            values += [filename, mime_type]
+            values += [item.filename, item.mime_type]
             user = {}
-            tx.execute("DELETE FROM asset_links WHERE asset_id = ?", (asset_id,))
-        if kind_given or revived:
+            tx.execute("DELETE FROM asset_links WHERE asset_id = ?", (item.asset_id,))
+        if item.kind_given or revived:
             sets.append("kind = ?")
-            values.append(kind)
-        if meta:
-            user.update(meta)
-        if meta or revived:
+            values.append(item.kind)
+        if item.meta:
+            user.update(item.meta)
+        if item.meta or revived:
             sets.append("user_metadata = ?")
             values.append(_j(user))
-        if derived_from and derived_from != old_derived:
+        if item.derived_from and item.derived_from != old_derived:
             sets.append("derived_from_asset_id = ?")
-            values.append(derived_from)
-        changed = revived or (kind_given and kind != old_kind) or bool(meta) or (
-            bool(derived_from) and derived_from != old_derived)
-        if changed or store_blob:
+            values.append(item.derived_from)
+        changed = (revived or (item.kind_given and item.kind != old_kind) or bool(item.meta)
+                   or (bool(item.derived_from) and item.derived_from != old_derived))
+        if changed or item.store_blob:
             tx.execute(f"UPDATE assets SET {', '.join(sets)} WHERE asset_id = ?",
-                       (*values, asset_id))
+                       (*values, item.asset_id))
         if revived:
-            tx.event("asset.created", {"asset_id": asset_id, "kind": kind,
-                                       "size": size, "filename": filename,
-                                       "provider": provider, "revived": True})
+            tx.event("asset.created", {"asset_id": item.asset_id, "kind": item.kind,
+                                       "size": item.size, "filename": item.filename,
+                                       "provider": item.provider, "revived": True})
         elif changed:
-            tx.event("asset.updated", {"asset_id": asset_id, "deduplicated": True})
+            tx.event("asset.updated", {"asset_id": item.asset_id, "deduplicated": True})
         deduplicated = not revived
-    for entity_id in dict.fromkeys(links):
-        _link(tx, entity_id, asset_id, role, now)
+    for entity_id in dict.fromkeys(item.links):
+        _link(tx, entity_id, item.asset_id, item.role, now)
     return deduplicated
 
 
