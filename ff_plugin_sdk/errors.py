@@ -7,7 +7,10 @@ in-process plugins can raise them without importing the server.
 
 from __future__ import annotations
 
+import re
 from typing import Any
+
+import msgspec
 
 
 class FaceForgeError(Exception):
@@ -86,3 +89,20 @@ class RangeNotSatisfiable(FaceForgeError):
 class ValidationFailed(FaceForgeError):
     status = 422
     code = "validation_error"
+
+
+_AT = re.compile(r" - at (`key` in )?`([^`]*)`$")
+
+
+def validation_error(exc: msgspec.ValidationError, root: str = "$") -> ValidationFailed:
+    """msgspec's "Expected `str`, got `int` - at `$.name`" -> 422 with the path in details;
+    ``root`` replaces the ``$`` of msgspec's path (``$.input`` for a field inside a body)."""
+    text = str(exc)
+    match = _AT.search(text)
+    path = match.group(2) if match else "$"
+    if path.startswith("$"):
+        path = root + path[1:]
+    why = text[: match.start()] if match else text
+    if match and match.group(1):
+        why += " (in a key)"
+    return ValidationFailed(f"invalid {path}: {why}", details=[{"path": path, "message": why}])

@@ -7,7 +7,6 @@ route's declared scope, enforced by :class:`kernel.auth.AuthMiddleware`.
 
 from __future__ import annotations
 
-import re
 from functools import cache
 from typing import Any
 
@@ -16,26 +15,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from ff_plugin_sdk.errors import validation_error
 from ff_plugin_sdk.jsontext import NotJson, parse_json
 from ff_plugin_sdk.types import ApiRoute
 from kernel.auth import declare
-from kernel.errors import BadRequest, ValidationFailed
+from kernel.errors import BadRequest
 
 # msgspec ends with " - at `$.a`", or " - at `key` in `$.a`" when a mapping key is wrong
-_AT = re.compile(r" - at (`key` in )?`([^`]*)`$")
-
-
-def validation_error(exc: msgspec.ValidationError, root: str = "$") -> ValidationFailed:
-    """msgspec's "Expected `str`, got `int` - at `$.name`" -> 422 with the path in details."""
-    text = str(exc)
-    match = _AT.search(text)
-    path = match.group(2) if match else root
-    if root != "$" and path.startswith("$"):
-        path = root + path[1:]
-    why = text[: match.start()] if match else text
-    if match and match.group(1):
-        why += " (in a key)"
-    return ValidationFailed(f"invalid {path}: {why}", details=[{"path": path, "message": why}])
 
 
 @cache

@@ -11,6 +11,7 @@ import anyio
 import msgspec
 
 from ff_plugin_sdk import Conflict, JobType, Kernel, NotFound, ValidationFailed
+from ff_plugin_sdk.errors import validation_error
 from plugins_builtin.jobs.pool import Pool
 from plugins_builtin.jobs.store import CORE, Hub, JobStore, LogLine, seconds_until
 
@@ -20,15 +21,6 @@ MAX_WAIT_SECONDS = 30.0
 SWEEP_SECONDS = 30.0
 #: how long shutdown waits for in-process runs to hand their jobs back
 STOP_SECONDS = 10.0
-
-
-def _validation(exc: msgspec.ValidationError, root: str) -> ValidationFailed:
-    message = str(exc)
-    path = root
-    if " - at `$" in message:
-        message, _, at = message.rpartition(" - at `$")
-        path = root + at.rstrip("`")
-    return ValidationFailed(f"{path}: {message}", details=[{"path": path, "message": message}])
 
 
 class JobQueue:
@@ -114,7 +106,7 @@ class JobQueue:
             try:
                 decoded = msgspec.convert(value, job_type.input_schema)
             except msgspec.ValidationError as exc:
-                raise _validation(exc, "$.input") from exc
+                raise validation_error(exc, "$.input") from exc
             value = msgspec.to_builtins(decoded)
         else:
             decoded = value
