@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -183,10 +184,14 @@ class Storage:
         return StagedFile(self.context.tmp_dir)
 
     def sweep_staged(self) -> int:
-        """Remove uploads a crash left half-written in ``tmp/``; returns how many."""
+        """Remove uploads a crash left half-written in ``tmp/`` (files, and the folders
+        of bulk imports' batches); returns how many."""
         removed = 0
         for path in Path(self.context.tmp_dir).glob(f"{StagedFile.PREFIX}*"):
             with contextlib.suppress(OSError):
-                path.unlink()
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink()
                 removed += 1
         return removed

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import re
 import sys
 from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -37,8 +38,11 @@ def blob_path(root: Path, sha256: str) -> Path:
     return root / sha256[:2] / sha256[2:4] / sha256
 
 
+_KEY = re.compile(r"[0-9a-f]{64}")
+
+
 def _valid_key(key: str) -> bool:
-    return len(key) == 64 and all(c in "0123456789abcdef" for c in key)
+    return _KEY.fullmatch(key) is not None
 
 
 def _sync_dir(path: Path) -> None:

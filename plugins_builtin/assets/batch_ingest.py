@@ -176,28 +176,48 @@ class _Copy:
         self.item.meta = meta
 
 
-def _discard(items: Sequence[Copied]) -> None:
-    for item in items:
+def _discard(prepared: _Prepared) -> None:
+    """Remove what is left of a batch's staging: the copies not placed, then its folder."""
+    for item in prepared.copied:
         if item.staged is not None:
             with contextlib.suppress(OSError):
                 item.staged.unlink()
             item.staged = None
+    if prepared.folder is not None:
+        with contextlib.suppress(OSError):
+            prepared.folder.rmdir()
+        prepared.folder = None
 
 
-async def _discard_shielded(items: Sequence[Copied]) -> None:
+async def _discard_shielded(prepared: _Prepared) -> None:
     with anyio.CancelScope(shield=True):
-        await anyio.to_thread.run_sync(_discard, items)
+        await anyio.to_thread.run_sync(_discard, prepared)
 
 
 @dataclass
 class _Prepared:
-    """A batch between its two stages: copied, not yet stored."""
+    """A batch between its stages: copied, not yet stored."""
 
+    number: int
     batch: Sequence[FileEntry]
     outcome: Outcome
+    #: the batch's own folder under ``tmp/``: copying the next batch and placing this one
+    #: do not queue for the same directory's lock
+    folder: Path | None = None
     copied: list[Copied] = field(default_factory=list)
     #: assets of files an earlier import took, unchanged since
     unchanged: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Turn:
+    """A stored batch's place in the pipeline: it says when its blobs are placed (the next
+    batch may place its own) and when it is recorded (the next batch may record)."""
+
+    placed: anyio.Event = field(default_factory=anyio.Event)
+    recorded: anyio.Event = field(default_factory=anyio.Event)
+    #: the batch before's turn: this one records after it
+    before: _Turn | None = None
 
 
 class BatchIngest:
@@ -211,46 +231,52 @@ class BatchIngest:
                   report: Callable[[int, Sequence[FileEntry], Outcome], None]) -> None:
         """Import ``batches`` in order, calling ``report`` after each.
 
-        The next batch is copied while the one before is placed and recorded (two stages,
-        one batch in each).  A batch once copied is recorded whole, shielded from
-        cancellation; a cancel leaves no staged file and no blob without its row.
+        Three stages, one batch in each: batch N+2 is copied while N+1 is placed and N is
+        recorded (the placing is mostly waiting on the disk, the recording mostly Python).
+        A batch once copied is placed and recorded whole, shielded from cancellation; a
+        cancel leaves no staged file and no blob without its row.
         """
         root_key = os.path.realpath(root)
-        send, receive = anyio.create_memory_object_stream[_Prepared](1)
+        send, receive = anyio.create_memory_object_stream[_Prepared](0)
+        failures: list[Exception] = []
 
         async def prepare_all() -> None:
             async with send:
-                for batch in batches:
-                    prepared = await self._prepare(root, root_key, batch, request)
+                for number, batch in enumerate(batches, 1):
+                    prepared = await self._prepare(root, root_key, number, batch, request)
                     try:
                         await send.send(prepared)
                     except BaseException:
-                        await _discard_shielded(prepared.copied)
+                        await _discard_shielded(prepared)
                         raise
 
         async with anyio.create_task_group() as group:
             group.start_soon(prepare_all)
-            number = 0
+            before: _Turn | None = None
             try:
                 async for prepared in receive:
-                    number += 1
-                    try:
-                        with anyio.CancelScope(shield=True):
-                            await self._store(root_key, prepared, request)
-                    finally:
-                        await _discard_shielded(prepared.copied)
-                    report(number, prepared.batch, prepared.outcome)
+                    turn = _Turn(before=before)
+                    group.start_soon(self._store, root_key, prepared, request, turn, report,
+                                     failures)
+                    before = turn
+                    await turn.placed.wait()
+                    if failures:
+                        break
             finally:
                 with contextlib.suppress(anyio.WouldBlock, anyio.EndOfStream):
                     while True:  # a batch copied but never stored
-                        await _discard_shielded(receive.receive_nowait().copied)
+                        await _discard_shielded(receive.receive_nowait())
                 receive.close()
+            if failures:
+                group.cancel_scope.cancel()  # the copying: the stores in flight finish
+        if failures:
+            raise failures[0]
 
-    async def _prepare(self, root: Path, root_key: str, batch: Sequence[FileEntry],
-                       request: Any) -> _Prepared:
+    async def _prepare(self, root: Path, root_key: str, number: int,
+                       batch: Sequence[FileEntry], request: Any) -> _Prepared:
         """Skip what an earlier import took unchanged; copy the rest into ``tmp/``."""
         known = await self._records(root_key, batch)
-        prepared = _Prepared(batch, Outcome(files=len(batch)))
+        prepared = _Prepared(number, batch, Outcome(files=len(batch)))
         todo: list[FileEntry] = []
         for entry in batch:
             record = known.get(entry.relpath)
@@ -260,10 +286,15 @@ class BatchIngest:
             else:
                 todo.append(entry)
         prepared.outcome.unchanged = len(prepared.unchanged)
+        if not todo:
+            return prepared
+        prepared.folder = Path(self.kernel.storage.context.tmp_dir,
+                               f"{StagedFile.PREFIX}{_RUN}-batch-{next(_NUMBERS)}")
         try:
-            await self._copy(root, todo, request.follow_symlinks, prepared.copied)
+            await anyio.to_thread.run_sync(os.mkdir, prepared.folder, 0o700)
+            await self._copy(root, todo, request.follow_symlinks, prepared)
         except BaseException:
-            await _discard_shielded(prepared.copied)
+            await _discard_shielded(prepared)
             raise
         return prepared
 
@@ -277,8 +308,9 @@ class BatchIngest:
         return {r[0]: (r[1], r[2], r[3], r[4]) for r in rows}
 
     async def _copy(self, root: Path, entries: Sequence[FileEntry], follow: bool,
-                    out: list[Copied]) -> None:
-        tmp_dir, base = str(self.kernel.storage.context.tmp_dir), str(root)
+                    prepared: _Prepared) -> None:
+        assert prepared.folder is not None
+        tmp_dir, base, out = str(prepared.folder), str(root), prepared.copied
         small = [e for e in entries if e.size <= LARGE_BYTES]
 
         def copy_small(part: Sequence[FileEntry]) -> None:
@@ -311,10 +343,47 @@ class BatchIngest:
             await anyio.to_thread.run_sync(copy.close)
         await anyio.to_thread.run_sync(copy.read_sidecar)
 
-    async def _store(self, root: str, prepared: _Prepared, request: Any) -> None:
-        copied, unchanged, outcome = prepared.copied, prepared.unchanged, prepared.outcome
+    async def _store(self, root: str, prepared: _Prepared, request: Any, turn: _Turn,
+                     report: Callable[[int, Sequence[FileEntry], Outcome], None],
+                     failures: list[Exception]) -> None:
+        """Place the batch's blobs, then record it after the batch before; shielded, so a
+        batch begun is finished."""
+        with anyio.CancelScope(shield=True):
+            try:
+                good = self._good(prepared)
+                links = [request.entity_id] if request.entity_id else []
+                if not good and not (links and prepared.unchanged):
+                    turn.placed.set()
+                    if turn.before is not None:
+                        await turn.before.recorded.wait()
+                else:
+                    # the blob locks are held from "is this blob stored?" to the commit
+                    async with self.store.blob_locks.many({item.sha256 for item in good}):
+                        try:
+                            records = await self._place_and_describe(good, request, links)
+                        finally:
+                            turn.placed.set()
+                        if turn.before is not None:
+                            await turn.before.recorded.wait()
+                        new = await self._record(root, prepared, good, links, records)
+                    prepared.outcome.imported = len(new)
+                    prepared.outcome.deduplicated = len(good) - len(new)
+                    await self._announce(new)
+                if not failures:
+                    report(prepared.number, prepared.batch, prepared.outcome)
+            except Exception as exc:
+                failures.append(exc)
+            finally:
+                turn.placed.set()
+                turn.recorded.set()
+                await anyio.to_thread.run_sync(_discard, prepared)
+
+    @staticmethod
+    def _good(prepared: _Prepared) -> list[Copied]:
+        """The files copied whole; the others (and unreadable sidecars) are problems."""
+        outcome = prepared.outcome
         good = []
-        for item in copied:
+        for item in prepared.copied:
             if item.problem:
                 outcome.failed += 1
                 outcome.problems.append((item.entry.relpath, item.problem))
@@ -325,38 +394,39 @@ class BatchIngest:
                     sidecar = f"{folder}/{item.entry.sidecar}" if folder else item.entry.sidecar
                     outcome.problems.append((sidecar or item.entry.relpath,
                                              item.sidecar_problem))
-        links = [request.entity_id] if request.entity_id else []
-        if not good and not (links and unchanged):
+        return good
+
+    async def _record(self, root: str, prepared: _Prepared, good: list[Copied],
+                      links: list[str], records: list[Recorded]) -> list[str]:
+        """The rows, with the import records, in one transaction; the new assets' ids."""
+        now = self.kernel.now()
+        unchanged = prepared.unchanged
+
+        def also(tx: WriteTx) -> None:
+            tx.executemany(
+                "INSERT INTO import_files (root, relpath, size, mtime_ns, sidecar,"
+                " asset_id, imported_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (root, relpath) DO UPDATE SET size = excluded.size,"
+                " mtime_ns = excluded.mtime_ns, sidecar = excluded.sidecar,"
+                " asset_id = excluded.asset_id, imported_at = excluded.imported_at",
+                [(root, item.entry.relpath, item.size, item.mtime_ns,
+                  item.entry.sidecar_stamp, item.sha256, now) for item in good])
+            if links and unchanged:  # an unchanged file still gets the new link
+                link_live(tx, links[0], unchanged, now)
+
+        deduplicated: list[bool] = await self.store.record_many(records, also)
+        return [r.asset_id for r, again in zip(records, deduplicated, strict=True)
+                if not again]
+
+    async def _announce(self, new: list[str]) -> None:
+        """The plugins hear of each new asset, as for an upload."""
+        if not new:
             return
-        async with contextlib.AsyncExitStack() as locks:
-            for sha256 in sorted({item.sha256 for item in good}):
-                await locks.enter_async_context(self.store.blob_locks(sha256))
-            records = await self._place_and_describe(good, request, links)
-            now = self.kernel.now()
-
-            def also(tx: WriteTx) -> None:
-                tx.executemany(
-                    "INSERT INTO import_files (root, relpath, size, mtime_ns, sidecar,"
-                    " asset_id, imported_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
-                    " ON CONFLICT (root, relpath) DO UPDATE SET size = excluded.size,"
-                    " mtime_ns = excluded.mtime_ns, sidecar = excluded.sidecar,"
-                    " asset_id = excluded.asset_id, imported_at = excluded.imported_at",
-                    [(root, item.entry.relpath, item.size, item.mtime_ns,
-                      item.entry.sidecar_stamp, item.sha256, now) for item in good])
-                if links and unchanged:  # an unchanged file still gets the new link
-                    link_live(tx, links[0], unchanged, now)
-
-            deduplicated: list[bool] = await self.store.record_many(records, also)
-        new = [r.asset_id for r, again in zip(records, deduplicated, strict=True) if not again]
-        outcome.imported = len(new)
-        outcome.deduplicated = len(good) - len(new)
-        if new:
-            found = await self.store.find_many(new)
-            for asset_id in new:
-                asset = found.get(asset_id)
-                if asset is not None:
-                    self.kernel.asset_ingested({k: v for k, v in asset.items()
-                                                if k[0] != "_"})
+        found = await self.store.find_many(new)
+        for asset_id in new:
+            asset = found.get(asset_id)
+            if asset is not None:
+                self.kernel.asset_ingested({k: v for k, v in asset.items() if k[0] != "_"})
 
     async def _place_and_describe(self, good: list[Copied], request: Any,
                                   links: list[str]) -> list[Recorded]:

@@ -10,6 +10,7 @@ import filetype
 from filetype.types import TYPES
 from filetype.types.document import ZippedDocumentBase
 from filetype.types.image import Apng
+from filetype.types.video import Mkv, Webm
 
 from ff_plugin_sdk import AssetKind
 
@@ -32,10 +33,11 @@ KINDS = [
 ]
 
 
-#: the matchers that cannot match a head without a ZIP or PNG signature (they search the
-#: whole head, and cost four fifths of sniffing an unknown file): skipped for other heads
-_SIGNED = (b"PK\x03\x04", b"\x89PNG\r\n\x1a\n")
-_UNSIGNED_TYPES = [t for t in TYPES if not isinstance(t, ZippedDocumentBase | Apng)]
+#: the matchers that cannot match a head without a ZIP, PNG or EBML (Matroska) signature
+#: (they search the whole head, and cost most of sniffing an unknown file): skipped for
+#: other heads
+_SIGNED = (b"PK\x03\x04", b"\x89PNG\r\n\x1a\n", b"\x1a\x45\xdf\xa3")
+_UNSIGNED_TYPES = [t for t in TYPES if not isinstance(t, ZippedDocumentBase | Apng | Mkv | Webm)]
 
 
 def valid_kind(kind: str) -> bool:

@@ -81,3 +81,17 @@ async def test_a_blob_on_a_provider_that_is_gone_is_a_503(home: Path, make_app) 
         body = assert_envelope(await client.get(f"/v1/assets/{asset_id}/download"), 503,
                                "storage_unavailable")
         assert "'memory'" in body["message"]
+
+
+async def test_staging_a_crash_left_is_removed_at_start(home: Path, make_app) -> None:
+    """Half-written uploads and the batch folders of a bulk import, not other files."""
+    settings = load_settings(home, env={})
+    tmp = settings.paths.tmp_dir
+    tmp.mkdir(parents=True, exist_ok=True)
+    (tmp / "staged-abc.part").write_bytes(b"half")
+    batch = tmp / "staged-run-batch-3"
+    batch.mkdir()
+    (batch / "staged-run-17.part").write_bytes(b"copied")
+    (tmp / "keep.txt").write_text("not ours to remove")
+    async with running(make_app(settings=settings), settings.install_token):
+        assert sorted(p.name for p in tmp.iterdir()) == ["keep.txt"]
