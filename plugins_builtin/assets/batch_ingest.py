@@ -80,7 +80,10 @@ class Copied:
     sha256: str = ""
     size: int = 0
     mtime_ns: int = 0
+    #: the first bytes, while copying; sniffed into ``mime`` at the end
     head: bytes = b""
+    filename: str = ""
+    mime: str = ""
     meta: dict[str, Any] | None = None
     problem: str | None = None
     sidecar_problem: str | None = None
@@ -136,7 +139,13 @@ class _Copy:
                 with contextlib.suppress(OSError):
                     os.close(fd)
         self.src = self.dst = -1
-        self.item.sha256 = self.hash.hexdigest()
+        item = self.item
+        item.sha256 = self.hash.hexdigest()
+        # named and sniffed here, in the copying thread: not a loop over the batch on the
+        # event loop, where it held up every request for milliseconds
+        item.filename = clean_filename(item.entry.relpath)
+        item.mime = sniff_mime(item.head, item.filename)
+        item.head = b""
 
     def run(self) -> Copied:
         try:
@@ -397,9 +406,8 @@ class BatchIngest:
         placing: dict[str, Copied] = {}
         kinds: dict[str, tuple[str, str]] = {}
         for item in good:
-            filename = clean_filename(item.entry.relpath)
-            mime = sniff_mime(item.head, filename)
-            kinds[item.entry.relpath] = (mime, request.kind or default_kind(mime, filename))
+            kinds[item.entry.relpath] = (item.mime, request.kind
+                                         or default_kind(item.mime, item.filename))
             state = existing.get(item.sha256)
             if (state is None or state[1] == "removed") and item.sha256 not in placing:
                 placing[item.sha256] = item
@@ -413,7 +421,7 @@ class BatchIngest:
             records.append(Recorded(
                 asset_id=item.sha256, size=item.size, provider=provider,
                 bucket=getattr(self.kernel.storage.providers.get(provider), "bucket", None),
-                kind=kind, filename=clean_filename(item.entry.relpath), mime_type=mime,
+                kind=kind, filename=item.filename, mime_type=mime,
                 meta=item.meta, kind_given=request.kind is not None, derived_from=None,
                 links=links, role=None, store_blob=stored_now))
         return records
