@@ -7,8 +7,10 @@
 - Re-import of an unchanged folder of 2,000 files (target < 0.5 s).
 - 100,000 small files (20,000 with ``--quick``) with the server's RSS sampled throughout
   (target: peak under 200 MB).
-- ``GET /v1/entities?limit=50`` and ``GET /v1/entities/{id}`` latency while an import runs,
-  next to the same requests on the idle server (the kernel issue's read figures).
+- ``GET /v1/entities?limit=50`` (10,000 entities) and ``GET /v1/entities/{id}`` while an
+  import runs, one keep-alive client, as ratios to the bare Starlette app's rate measured
+  right before and right after: the kernel issue's read figures (>= 0.5x and >= 0.7x) must
+  hold.  The same reads on the idle server are reported beside them.
 - Claim -> complete round trip of an out-of-process runner (the sample plugin's
   ``sample.render`` type), one keep-alive client: p50 <= 5 ms.
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 import os
 import random
 import shutil
+import sqlite3
 import statistics
 import subprocess
 import threading
@@ -29,8 +32,10 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import msgspec
 
-from tests.bench.load import client_for, summarize
-from tests.bench.server import BenchError, Server, cli
+from kernel.home import DB_FILENAME
+from tests.bench import seed as seeding
+from tests.bench.load import client_for, measure, summarize
+from tests.bench.server import BareServer, BenchError, Server, cli
 
 if TYPE_CHECKING:
     from tests.bench.run import Bench
@@ -38,16 +43,22 @@ if TYPE_CHECKING:
 FILE_BYTES = 4096
 SMALL_FOLDER = 2_000
 MB = 1_000_000
+#: the kernel issue's read figures: entities in the database, and ratios to bare Starlette
+READ_ENTITIES = 10_000
+READ_TARGETS = {"list": 0.5, "get": 0.7}
 
 
 def make_folder(folder: Path, count: int, size: int, seed: int) -> Path:
-    """``count`` files of ``size`` random bytes in 20 subfolders (made before any clock)."""
+    """``count`` files of ``size`` random bytes in 20 subfolders (made before any clock,
+    and written out: a folder to import is on disk already, and the import's durability
+    sync must not pay for writing the source too)."""
     rng = random.Random(seed)
     for i in range(count):
         sub = folder / f"d{i % 20:02d}"
         if i < 20:
             sub.mkdir(parents=True, exist_ok=True)
         (sub / f"f{i:06d}.bin").write_bytes(rng.randbytes(size))
+    os.sync()
     return folder
 
 
@@ -114,19 +125,66 @@ def _check_import(bench: Bench, job: dict[str, Any], files: int, label: str) -> 
                 {"status": job["status"], "result": result, "error": job.get("error")})
 
 
-def _reads(client: httpx.Client, ids: list[str], n: int) -> dict[str, Any]:
+def _read_requests(ids: list[str], n: int) -> dict[str, list[tuple[str, str, None]]]:
     rng = random.Random(7)
-    out = {}
-    for name, paths in (("list", ["/v1/entities?limit=50"] * n),
-                        ("get", [f"/v1/entities/{rng.choice(ids)}" for _ in range(n)])):
-        latencies = []
-        started = time.perf_counter()
-        for path in paths:
-            t = time.perf_counter()
-            client.get(path).raise_for_status()
-            latencies.append(time.perf_counter() - t)
-        out[name] = summarize(latencies, time.perf_counter() - started)
-    return out
+    return {"list": [("GET", "/v1/entities?limit=50", None)] * n,
+            "get": [("GET", f"/v1/entities/{rng.choice(ids)}", None) for _ in range(n)]}
+
+
+def _bare_rate(bench: Bench, client: httpx.Client, server: Server, n: int) -> float:
+    bench.quiet()
+    path = [("GET", "/healthz", None)]
+    return float(measure(client, path * n, warmup=path * 20, server_pid=server.pid,
+                         retries=2)["req_per_s"])
+
+
+def bench_reads_during_import(root: Path, bench: Bench, progress: Callable[[str], None],
+                              server: Server, client: httpx.Client, token: str,
+                              ids: list[str], quick: bool) -> None:
+    """The kernel issue's read figures, taken while a 30,000-file import runs."""
+    out: dict[str, Any] = bench.doc["jobs"]
+    n = 100 if quick else 300
+    requests = _read_requests(ids, n)
+    busy_folder = make_folder(root / "import-busy", 10_000 if quick else 30_000,
+                              FILE_BYTES, seed=99)
+    with BareServer(root / "bare") as bare_server, client_for("", token) as bare_client:
+        bare_server.start()
+        bare_client.base_url = bare_server.base_url
+        bare_before = _bare_rate(bench, bare_client, bare_server, n)
+        bench.quiet()
+        idle = {name: measure(client, reqs, warmup=reqs[:20], server_pid=server.pid)
+                for name, reqs in requests.items()}
+        done: dict[str, Any] = {}
+        runner = threading.Thread(target=lambda: done.update(
+            job=run_import(client_for(server.base_url, token), busy_folder)[1]))
+        bench.quiet()
+        runner.start()
+        busy = {name: measure(client, reqs, server_pid=server.pid)
+                for name, reqs in requests.items()}
+        overlapped = not done  # the import outlasted the reads: every read was beside it
+        runner.join()
+        bare_after = _bare_rate(bench, bare_client, bare_server, n)
+    _check_import(bench, done["job"], len(list(busy_folder.rglob("*.bin"))),
+                  "import beside reads")
+    bench.check("the import outlasted the reads", overlapped)
+    bare = (bare_before + bare_after) / 2
+    reads = out["reads_during_import"] = {
+        "method": f"one keep-alive client, {n} sequential requests each, {len(ids):,} "
+                  f"entities; ratio = req/s during the import over the bare Starlette app's "
+                  f"GET /healthz rate (mean of a round right before and right after)",
+        "bare_req_per_s": round(bare, 1), "bare_rounds_req_per_s": [bare_before, bare_after],
+        "import_outlasted_reads": overlapped}
+    for name, threshold in READ_TARGETS.items():
+        reads[name] = {"idle": idle[name], "during_import": busy[name],
+                       "idle_ratio_to_bare": round(idle[name]["req_per_s"] / bare, 3),
+                       "ratio_to_bare": round(busy[name]["req_per_s"] / bare, 3)}
+        label = {"list": "GET /v1/entities?limit=50", "get": "GET /v1/entities/{id}"}[name]
+        bench.target(f"{label} during an import vs bare", reads[name], "ratio_to_bare", ">=",
+                     threshold)
+        progress(f"  {label} during an import: {busy[name]['req_per_s']} req/s = "
+                 f"{reads[name]['ratio_to_bare']}x bare {bare:.0f} (idle "
+                 f"{reads[name]['idle_ratio_to_bare']}x), p50 {busy[name]['p50_ms']} ms "
+                 f"(idle {idle[name]['p50_ms']})")
 
 
 def bench_imports(root: Path, bench: Bench, progress: Callable[[str], None],
@@ -135,6 +193,9 @@ def bench_imports(root: Path, bench: Bench, progress: Callable[[str], None],
     home = root / "jobs-home"
     cli(home, "migrate")
     token = cli(home, "token")
+    seeding.seed(home / "db" / DB_FILENAME, READ_ENTITIES, seed=5)
+    with sqlite3.connect(home / "db" / DB_FILENAME) as conn:
+        ids = [r[0] for r in conn.execute("SELECT entity_id FROM entities")]
     rounds = 1 if quick else 3
     with Server(home) as server, client_for("", token) as client:
         server.start()
@@ -176,37 +237,7 @@ def bench_imports(root: Path, bench: Bench, progress: Callable[[str], None],
         bench.target("re-import of an unchanged folder of 2,000 files, seconds", again,
                      "seconds", "<=", 0.5)
 
-        # reads while an import runs, next to the same reads on the idle server
-        ids = [client.post("/v1/entities", content=msgspec.json.encode(
-            {"display_name": f"Reader {i}"})).raise_for_status().json()["entity_id"]
-            for i in range(200)]
-        n = 100 if quick else 300
-        bench.quiet()
-        idle = _reads(client, ids, n)
-        busy_folder = make_folder(root / "import-busy", 10_000 if quick else 30_000,
-                                  FILE_BYTES, seed=99)
-        done: dict[str, Any] = {}
-        runner = threading.Thread(target=lambda: done.update(
-            job=run_import(client_for(server.base_url, token), busy_folder)[1]))
-        bench.quiet()
-        runner.start()
-        busy = _reads(client, ids, n)
-        overlapped = not done  # the import outlasted the reads: every read was beside it
-        runner.join()
-        reads = out["reads_during_import"] = {
-            "idle": idle, "during_import": busy, "import_outlasted_reads": overlapped,
-            "list_p50_ratio": round(busy["list"]["p50_ms"] / idle["list"]["p50_ms"], 2),
-            "get_p50_ratio": round(busy["get"]["p50_ms"] / idle["get"]["p50_ms"], 2),
-        }
-        _check_import(bench, done["job"], len(list(busy_folder.rglob("*.bin"))),
-                      "import beside reads")
-        bench.target("GET /v1/entities?limit=50 p50 during an import, ms", reads["during_import"]
-                     ["list"], "p50_ms", "<=", 10.0)
-        bench.target("GET /v1/entities/{id} p50 during an import, ms", reads["during_import"]
-                     ["get"], "p50_ms", "<=", 5.0)
-        progress(f"  reads during an import: list p50 {busy['list']['p50_ms']} ms "
-                 f"(idle {idle['list']['p50_ms']}), get p50 {busy['get']['p50_ms']} ms "
-                 f"(idle {idle['get']['p50_ms']})")
+        bench_reads_during_import(root, bench, progress, server, client, token, ids, quick)
 
         count = 20_000 if quick else 100_000
         big = make_folder(root / "import-big", count, 512, seed=1000)
