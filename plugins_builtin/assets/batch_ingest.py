@@ -336,7 +336,8 @@ class BatchIngest:
         await anyio.to_thread.run_sync(copy.read_sidecar)
 
     async def _store(self, root: str, prepared: _Prepared, request: Any) -> None:
-        """Place the batch's new blobs (one durability sync), then record it all."""
+        """Place the batch's new blobs (synced once for their bytes, once for their names),
+        then record it all in one transaction."""
         good = self._good(prepared)
         links = [request.entity_id] if request.entity_id else []
         if not good and not (links and prepared.unchanged):
