@@ -181,3 +181,9 @@ def kernel(client: httpx.AsyncClient, app: Starlette) -> Kernel:
 @pytest.fixture
 def store(kernel: Kernel, settings: Settings) -> Store:
     return Store(kernel, settings)
+
+
+@pytest.fixture
+def src(tmp_path: Path) -> Path:
+    """The folder to import (beside the Core's home, not around it)."""
+    return tmp_path / "src"

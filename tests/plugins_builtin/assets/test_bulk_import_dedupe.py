@@ -23,11 +23,6 @@ from tests.plugins_builtin.assets.folders import (
 
 
 @pytest.fixture
-def src(tmp_path: Path) -> Path:
-    return tmp_path / "src"
-
-
-@pytest.fixture
 async def collector(kernel):
     """The blob collector, swept only when the test says."""
     collector = kernel.services["assets.collector"]

@@ -7,8 +7,6 @@ import hashlib
 import os
 from pathlib import Path
 
-import pytest
-
 from tests.plugins_builtin.assets.folders import (
     assets_by_id,
     job_log,
@@ -21,10 +19,6 @@ from tests.plugins_builtin.assets.folders import (
 
 MiB = 1024 * 1024
 
-
-@pytest.fixture
-def src(tmp_path: Path) -> Path:
-    return tmp_path / "src"
 
 
 async def test_names_in_any_script_and_with_odd_characters_are_kept(client, src: Path):

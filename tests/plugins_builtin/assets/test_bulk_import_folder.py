@@ -7,8 +7,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from tests.plugins_builtin.assets.conftest import PNG, events, last_event_id, make_entity
 from tests.plugins_builtin.assets.folders import (
     BULK_IMPORT,
@@ -25,13 +23,6 @@ from tests.plugins_builtin.assets.folders import (
     write_sidecar,
     write_tree,
 )
-
-
-@pytest.fixture
-def src(tmp_path: Path) -> Path:
-    """The folder to import (beside the Core's home, not around it)."""
-    return tmp_path / "src"
-
 
 NESTED = {
     "top.txt": "at the top\n",

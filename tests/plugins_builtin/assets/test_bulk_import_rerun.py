@@ -6,8 +6,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from tests.plugins_builtin.assets.conftest import events, last_event_id, make_entity
 from tests.plugins_builtin.assets.folders import (
     all_assets,
@@ -23,11 +21,6 @@ from tests.plugins_builtin.assets.folders import (
     write_sidecar,
     write_tree,
 )
-
-
-@pytest.fixture
-def src(tmp_path: Path) -> Path:
-    return tmp_path / "src"
 
 
 def counts(job: dict) -> tuple[int, int, int, int, int]:

@@ -20,11 +20,6 @@ from tests.plugins_builtin.assets.folders import (
 )
 
 
-@pytest.fixture
-def src(tmp_path: Path) -> Path:
-    return tmp_path / "src"
-
-
 async def test_each_of_the_four_sidecar_names_gives_the_files_metadata(client, store,
                                                                        src: Path):
     photos = write_tree(src, {f"photo{i}.jpg": f"photo {i}" for i in range(1, 5)})

@@ -21,11 +21,6 @@ from tests.plugins_builtin.assets.folders import (
 
 
 @pytest.fixture
-def src(tmp_path: Path) -> Path:
-    return tmp_path / "src"
-
-
-@pytest.fixture
 def outside(tmp_path: Path) -> dict[str, bytes]:
     """Files beside the import folder, which no link may bring in (one in a folder whose
     name starts like the import folder's: ``src-private``)."""
