@@ -5,7 +5,6 @@ JavaScript."""
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import time
@@ -16,6 +15,7 @@ import pytest
 from playwright.sync_api import Browser, Locator, Page, expect
 
 from tests.browser.test_entities_browser import loaded, sign_in
+from tests.plugins_builtin.assets.folders import sidecar_folder
 
 pytestmark = pytest.mark.browser
 
@@ -26,16 +26,8 @@ BATCH = re.compile(r"batch (\d+):")
 
 
 def make_folder(root: Path, files: int) -> Path:
-    """``files`` small files of distinct content in a few sub-folders, every third with a
-    ``_meta.json`` sidecar; random bytes keep them new to the session's shared server."""
-    salt = os.urandom(8).hex()
-    for n in range(files):
-        folder = root / f"part{n % 4}"
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / f"file{n}.txt").write_text(f"{salt} file {n}\n", "utf-8")
-        if n % 3 == 0:
-            (folder / f"file{n}_meta.json").write_text(json.dumps({"n": n}), "utf-8")
-    return root
+    """A folder with sidecars, new to the session's shared server (random salt)."""
+    return sidecar_folder(root, files, salt=os.urandom(8).hex())
 
 
 def start_import(page: Page, folder: Path) -> str:

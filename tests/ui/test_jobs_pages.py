@@ -20,6 +20,7 @@ import pytest
 from starlette.applications import Starlette
 
 from kernel.config import Settings, load_settings
+from tests.plugins_builtin.assets.folders import sidecar_folder
 from tests.ui.browsing import SignedIn, csrf_of, htmx_links_without_href, page, post_form, tags
 
 PLUGINS_DIR = Path(__file__).resolve().parents[1] / "plugins"
@@ -543,17 +544,6 @@ async def test_the_indicator_counts_running_and_queued_jobs(ui, client):
 
 # -- "Import a folder" -----------------------------------------------------------------------
 
-def make_folder(root: Path, files: int) -> Path:
-    """``files`` small distinct files (every third with a ``_meta.json`` sidecar)."""
-    for n in range(files):
-        folder = root / f"part{n % 3}"
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / f"file{n}.txt").write_text(f"file number {n}\n", "utf-8")
-        if n % 3 == 0:
-            (folder / f"file{n}.txt_meta.json").write_text(json.dumps({"n": n}), "utf-8")
-    return root
-
-
 async def import_form(ui: SignedIn, headers: dict[str, str] | None = None,
                       **values: str) -> httpx.Response:
     """The form as a browser posts it (its defaults, then ``values``), with Start import."""
@@ -576,7 +566,7 @@ async def test_the_assets_and_jobs_pages_link_to_the_import_form(ui):
 
 
 async def test_an_import_from_the_form_leads_to_its_job(ui, client, tmp_path):
-    folder = make_folder(tmp_path / "photos", 12)
+    folder = sidecar_folder(tmp_path / "photos", 12)
     (folder / "skip.tmp").write_text("no", "utf-8")
     r = await import_form(ui, path=str(folder), exclude="*.tmp\n*.bak", kind="doc.text")
     assert r.status_code == 303
@@ -637,7 +627,7 @@ async def test_the_entity_search_picks_the_entity_to_link(ui, client, tmp_path):
     assert len(tags(r.text, "input", name="entity_id")) == 2
     assert tags(r.text, "input", name="path", value="/somewhere")
     # several matches and none chosen: choose one; no match: said so
-    folder = make_folder(tmp_path / "linked", 2)
+    folder = sidecar_folder(tmp_path / "linked", 2)
     r = await import_form(ui, path=str(folder), entity_q="ada")
     assert r.status_code == 422 and "Several entities match" in r.text
     r = await import_form(ui, path=str(folder), entity_q="nobody")

@@ -48,6 +48,18 @@ def write_sidecar(path: Path, value: Any) -> Path:
     return path
 
 
+def sidecar_folder(root: Path, files: int, *, salt: str = "") -> Path:
+    """``files`` small text files of distinct content in four sub-folders, every third with
+    a ``_meta.json`` sidecar; a ``salt`` keeps them new to a server shared between tests."""
+    tree: dict[str, bytes | str] = {}
+    for n in range(files):
+        tree[f"part{n % 4}/file{n}.txt"] = f"{salt} file {n}\n"
+        if n % 3 == 0:
+            tree[f"part{n % 4}/file{n}.txt_meta.json"] = json.dumps({"n": n})
+    write_tree(root, tree)
+    return root
+
+
 def many_files(root: Path, count: int, *, size: int = 64, per_folder: int = 250,
                label: str = "file") -> dict[str, bytes]:
     """``count`` files of distinct contents, ``per_folder`` to a folder (``part-000/...``)."""
