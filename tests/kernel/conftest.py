@@ -103,8 +103,9 @@ def anonymous(client: httpx.AsyncClient) -> httpx.AsyncClient:
 
 
 async def eventually(predicate: Callable[[], Any], *, timeout: float = 5.0,
-                     what: str = "condition") -> Any:
-    """Poll ``predicate`` until it is truthy; fail after ``timeout`` seconds."""
+                     what: str = "condition", interval: float = 0.005) -> Any:
+    """Poll ``predicate`` (plain or async) every ``interval`` seconds until it is truthy;
+    returns that value; fails the test after ``timeout`` seconds."""
     try:
         async with asyncio.timeout(timeout):
             while True:
@@ -113,7 +114,7 @@ async def eventually(predicate: Callable[[], Any], *, timeout: float = 5.0,
                     value = await value
                 if value:
                     return value
-                await asyncio.sleep(0.005)
+                await asyncio.sleep(interval)
     except TimeoutError:
         pytest.fail(f"timed out after {timeout}s waiting for {what}")
 

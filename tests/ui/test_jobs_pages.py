@@ -20,6 +20,7 @@ import pytest
 from starlette.applications import Starlette
 
 from kernel.config import Settings, load_settings
+from tests.kernel.conftest import eventually as eventually_within
 from tests.plugins_builtin.assets.folders import sidecar_folder
 from tests.ui.browsing import SignedIn, csrf_of, htmx_links_without_href, page, post_form, tags
 
@@ -66,13 +67,7 @@ async def submit(client: httpx.AsyncClient, type: str, input: dict | None = None
 
 async def eventually(check: Callable[[], Awaitable[Any]], what: str) -> Any:
     """Poll ``check`` until it answers something truthy; fail after WAIT seconds."""
-    try:
-        async with asyncio.timeout(WAIT):
-            while not (value := await check()):
-                await asyncio.sleep(POLL)
-            return value
-    except TimeoutError:
-        pytest.fail(f"timed out after {WAIT}s waiting for {what}")
+    return await eventually_within(check, what=what, timeout=WAIT, interval=POLL)
 
 
 async def wait_status(client: httpx.AsyncClient, job_id: str, *statuses: str) -> dict:

@@ -4,7 +4,6 @@ distinct files), and following the import's job through the API as a user does â
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import os
@@ -13,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
+from tests.kernel.conftest import eventually
 
 BULK_IMPORT = "/v1/assets/bulk-import"
 FINAL = frozenset({"succeeded", "failed", "cancelled"})
@@ -110,12 +111,7 @@ async def get_job(client: httpx.AsyncClient, job_id: str) -> dict:
 async def poll(check: Callable[[], Awaitable[Any]], *, seconds: float = JOB_SECONDS,
                what: str = "a condition", interval: float = 0.02) -> Any:
     """``check()``'s first truthy result; fails past the deadline."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds
-    while not (result := await check()):
-        assert loop.time() < deadline, f"still waiting for {what} after {seconds} s"
-        await asyncio.sleep(interval)
-    return result
+    return await eventually(check, timeout=seconds, what=what, interval=interval)
 
 
 async def wait_for_job(client: httpx.AsyncClient, job_id: str, *,

@@ -6,9 +6,10 @@ the event streams."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from kernel.config import Settings, load_settings
 from kernel.server import hypercorn_config, listen_socket
 from kernel.services import Kernel
 from tests.conftest import running
+from tests.kernel.conftest import eventually as eventually_within
 from tests.plugins_builtin.assets.conftest import error_of  # noqa: F401 - for this folder
 
 PLUGINS_DIR = Path(__file__).resolve().parents[2] / "plugins"
@@ -132,20 +134,8 @@ async def get_job(client: httpx.AsyncClient, job_id: str) -> dict:
     return r.json()
 
 
-async def eventually(predicate: Callable[[], Any], *, timeout: float = WAIT,
-                     what: str = "condition") -> Any:
-    """Poll ``predicate`` every POLL seconds until it is truthy; fail after ``timeout``."""
-    try:
-        async with asyncio.timeout(timeout):
-            while True:
-                value = predicate()
-                if isinstance(value, Awaitable):
-                    value = await value
-                if value:
-                    return value
-                await asyncio.sleep(POLL)
-    except TimeoutError:
-        pytest.fail(f"timed out after {timeout}s waiting for {what}")
+#: :func:`tests.kernel.conftest.eventually` with the jobs tests' bound and pace
+eventually = functools.partial(eventually_within, timeout=WAIT, interval=POLL)
 
 
 async def wait_status(client: httpx.AsyncClient, job_id: str, *statuses: str,

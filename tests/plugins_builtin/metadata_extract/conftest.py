@@ -20,6 +20,7 @@ from kernel.config import Settings, load_settings
 from kernel.services import Kernel
 from plugins_builtin.metadata_extract.worker import Extractor
 from tests.conftest import running
+from tests.kernel.conftest import eventually
 
 WORKER = "metadata_extract.worker"
 SETTLE_SECONDS = 60.0
@@ -121,9 +122,4 @@ def alive(pid: int) -> bool:
 async def poll(check: Callable[[], Awaitable[Any]], timeout: float = SETTLE_SECONDS,
                interval: float = 0.02) -> Any:
     """``check()``'s first truthy result; fails past the deadline."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not (result := await check()):
-        assert loop.time() < deadline, f"still waiting after {timeout} s"
-        await asyncio.sleep(interval)
-    return result
+    return await eventually(check, timeout=timeout, interval=interval)
