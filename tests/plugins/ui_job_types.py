@@ -8,8 +8,8 @@ claims it over HTTP.
 
 from __future__ import annotations
 
-import anyio
 import msgspec
+from job_types import Control, EchoInput, HoldInput  # the jobs tests' own
 
 from ff_plugin_sdk import JobType, hookimpl
 from ff_plugin_sdk.jobs import JobContext, JobFailed
@@ -20,34 +20,8 @@ FAIL = "uitest.fail"
 REMOTE = "uitest.remote"
 
 
-class Gates:
-    """Gates the ``hold`` handler waits at, and which runs have started; fresh per test."""
-
-    def __init__(self) -> None:
-        self.reset()
-
-    def reset(self) -> None:
-        self.open: dict[str, anyio.Event] = {}
-        self.entered: dict[str, anyio.Event] = {}
-
-    def gate(self, label: str) -> anyio.Event:
-        return self.open.setdefault(label, anyio.Event())
-
-    def entry(self, label: str) -> anyio.Event:
-        return self.entered.setdefault(label, anyio.Event())
-
-
-gates = Gates()
-
-
-class EchoInput(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    text: str
-    #: log lines to write ("line 0", "line 1", ...)
-    lines: int = 0
-
-
-class HoldInput(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    label: str
+#: the gates ``hold`` waits at; reset by the tests' fixture
+control = Control()
 
 
 class FailInput(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -67,8 +41,8 @@ async def hold(ctx: JobContext) -> dict:
     ctx.log("info", f"holding {label}")
     ctx.progress(percent=40, step="holding", files=2)
     await ctx.flush()
-    gates.entry(label).set()
-    await gates.gate(label).wait()
+    control.entry(label).set()
+    await control.gate(label).wait()
     return {"label": label}
 
 

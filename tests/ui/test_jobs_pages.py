@@ -50,9 +50,9 @@ def app(make_app: Callable[..., Starlette]) -> Starlette:
 
 @pytest.fixture(autouse=True)
 def gates() -> Any:
-    ui_job_types.gates.reset()
-    yield ui_job_types.gates
-    for gate in ui_job_types.gates.open.values():  # let held jobs end before shutdown
+    ui_job_types.control.reset()
+    yield ui_job_types.control
+    for gate in ui_job_types.control.gates.values():  # let held jobs end before shutdown
         gate.set()
 
 
@@ -85,7 +85,7 @@ async def held(client: httpx.AsyncClient, label: str) -> dict:
     job = await submit(client, HOLD, {"label": label})
     with_timeout = asyncio.timeout(WAIT)
     async with with_timeout:
-        await ui_job_types.gates.entry(label).wait()
+        await ui_job_types.control.entry(label).wait()
     return await wait_status(client, job["job_id"], "running")
 
 
