@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 MOTO_START_SECONDS = 30
 #: the cluster answers after ~1 s here (see ``paxos propose interval``); ample room for CI
@@ -36,6 +37,12 @@ class S3Server:
     access_key: str
     secret_key: str
     region: str = "us-east-1"
+
+    def storage_s3(self, bucket: str) -> dict[str, Any]:
+        """The ``storage.s3`` section of ``core.json`` for storing in ``bucket`` here."""
+        return {"enabled": True, "bucket": bucket, "region": self.region,
+                "endpoint_url": self.endpoint_url, "access_key": self.access_key,
+                "secret_key": self.secret_key}
 
 
 class ServerStartError(RuntimeError):

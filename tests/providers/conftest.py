@@ -3,6 +3,7 @@ a fresh bucket per test, providers closed after the test, and a raw view of a bu
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import uuid
@@ -14,6 +15,7 @@ import pytest
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 
+from kernel.config import Settings, load_settings
 from providers.s3 import S3Provider
 from tests.s3servers import SERVERS, S3Server
 
@@ -35,6 +37,18 @@ def s3_server(request: pytest.FixtureRequest) -> Iterator[S3Server]:
 def fresh_bucket() -> str:
     """A bucket name no test has used (3-63 lowercase characters, as every store accepts)."""
     return f"ff-test-{uuid.uuid4().hex[:20]}"
+
+
+def with_s3(settings: Settings, server: S3Server, routing: dict[str, Any],
+            disabled: str = "thumbnails,metadata_extract") -> Settings:
+    """The home's ``core.json`` with S3 on (a fresh bucket on ``server``) and ``routing``;
+    the settings read again, with the ``disabled`` plugins off."""
+    config = settings.paths.config_file
+    config.parent.mkdir(parents=True, exist_ok=True)
+    data = json.loads(config.read_text("utf-8")) if config.exists() else {}
+    data["storage"] = {"s3": server.storage_s3(fresh_bucket()), "routing": routing}
+    config.write_text(json.dumps(data), encoding="utf-8")
+    return load_settings(settings.paths.home, env={"FACEFORGE_DISABLE_PLUGINS": disabled})
 
 
 MakeProvider = Callable[..., S3Provider]

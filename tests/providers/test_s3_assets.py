@@ -23,10 +23,9 @@ MiB = 1024 * 1024
 def s3_settings(home: Path, server: S3Server | None, bucket: str, *,
                 routing: dict[str, Any] | None = None) -> Settings:
     """A home whose uploads go to S3 (``server`` None: an endpoint nobody listens on)."""
-    s3 = {"enabled": True, "bucket": bucket, "region": "us-east-1",
-          "endpoint_url": server.endpoint_url if server else f"http://127.0.0.1:{free_port()}",
-          "access_key": server.access_key if server else "nobody",
-          "secret_key": server.secret_key if server else "nothing"}
+    nobody = S3Server(name="nobody", endpoint_url=f"http://127.0.0.1:{free_port()}",
+                      access_key="nobody", secret_key="nothing")
+    s3 = (server or nobody).storage_s3(bucket)
     (home / "config").mkdir(parents=True, exist_ok=True)
     (home / "config" / "core.json").write_text(json.dumps({"storage": {
         "s3": s3, "routing": routing or {"default_provider": "s3"}}}))

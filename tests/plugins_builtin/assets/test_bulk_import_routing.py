@@ -4,16 +4,15 @@ batch; nothing stays under ``tmp/``."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from kernel.config import Settings, load_settings
+from kernel.config import Settings
 from tests.plugins_builtin.assets.folders import assets_by_id, run_import, sha, write_tree
 from tests.plugins_builtin.assets.tus import core, tmp_files
-from tests.providers.conftest import fresh_bucket
+from tests.providers.conftest import with_s3
 from tests.s3servers import S3Server, moto_server
 
 
@@ -25,17 +24,7 @@ def moto() -> Iterator[S3Server]:
 
 def loras_on_s3(settings: Settings, server: S3Server) -> Settings:
     """The home's config with S3 on and ``model.lora`` routed to it (the rest: fs)."""
-    config = settings.paths.config_file
-    config.parent.mkdir(parents=True, exist_ok=True)
-    data = json.loads(config.read_text("utf-8")) if config.exists() else {}
-    data["storage"] = {"s3": {"enabled": True, "bucket": fresh_bucket(), "region": "us-east-1",
-                              "endpoint_url": server.endpoint_url,
-                              "access_key": server.access_key,
-                              "secret_key": server.secret_key},
-                       "routing": {"kind_map": {"model.lora": "s3"}}}
-    config.write_text(json.dumps(data), encoding="utf-8")
-    return load_settings(settings.paths.home,
-                         env={"FACEFORGE_DISABLE_PLUGINS": "thumbnails,metadata_extract"})
+    return with_s3(settings, server, {"kind_map": {"model.lora": "s3"}})
 
 
 async def test_each_file_goes_where_its_kind_is_routed(make_app, settings, moto,

@@ -4,15 +4,14 @@ the finished file goes to the bucket through the ingest path, and nothing stays 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from collections.abc import Iterator
 
 import pytest
 
-from kernel.config import Settings, load_settings
+from kernel.config import Settings
 from tests.plugins_builtin.assets.tus import Tus, asset_id_of, core, metadata, tmp_files
-from tests.providers.conftest import fresh_bucket
+from tests.providers.conftest import with_s3
 from tests.s3servers import S3Server, moto_server
 
 
@@ -23,17 +22,7 @@ def moto() -> Iterator[S3Server]:
 
 
 def on_s3(settings: Settings, server: S3Server) -> Settings:
-    config = settings.paths.config_file
-    config.parent.mkdir(parents=True, exist_ok=True)
-    data = json.loads(config.read_text("utf-8")) if config.exists() else {}
-    data["storage"] = {"s3": {"enabled": True, "bucket": fresh_bucket(), "region": "us-east-1",
-                              "endpoint_url": server.endpoint_url,
-                              "access_key": server.access_key,
-                              "secret_key": server.secret_key},
-                       "routing": {"default_provider": "s3"}}
-    config.write_text(json.dumps(data), encoding="utf-8")
-    return load_settings(settings.paths.home,
-                         env={"FACEFORGE_DISABLE_PLUGINS": "thumbnails,metadata_extract"})
+    return with_s3(settings, server, {"default_provider": "s3"})
 
 
 async def test_a_resumable_upload_lands_in_the_bucket(make_app, settings, moto) -> None:
