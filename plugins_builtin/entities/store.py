@@ -6,7 +6,7 @@ import base64
 import hashlib
 import os
 import re
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -116,10 +116,21 @@ def _row_to_dict(row: Any) -> dict[str, Any]:
             "version": version}
 
 
+#: called inside the transaction that deletes (True) or restores (False) an entity
+DeleteListener = Callable[[WriteTx, str, bool], None]
+
+
 class EntityStore:
     def __init__(self, kernel: Kernel) -> None:
         self.kernel = kernel
         self.db = kernel.db
+        self._delete_listeners: list[DeleteListener] = []
+
+    def on_delete(self, listener: DeleteListener) -> None:
+        """Run ``listener(tx, entity_id, deleted)`` in every delete and restore transaction,
+        so another plugin's rows about the entity change with it, atomically (the
+        relationships plugin hides an entity's relationships this way)."""
+        self._delete_listeners.append(listener)
 
     # -- reads -------------------------------------------------------------------------
     async def get(self, entity_id: str, include_deleted: bool = False) -> dict[str, Any]:
@@ -373,6 +384,8 @@ class EntityStore:
                        " WHERE entity_id = ?",
                        (entity["deleted_at"], now, entity["version"], entity_id))
             _count_tags(tx, entity["tags"], -1 if deleted else +1)
+            for listener in self._delete_listeners:
+                listener(tx, entity_id, deleted)
             tx.event("entity.deleted" if deleted else "entity.restored",
                      {"entity_id": entity_id})
             return entity
