@@ -87,11 +87,16 @@ class ApiRoute:
 
 @dataclass(frozen=True, kw_only=True)
 class Migration:
-    """A schema step.  Applied once, in its own transaction, recorded by plugin + version."""
+    """A schema step.  Applied once, in its own transaction, recorded by plugin + version.
+
+    ``run(tx)``, when given, runs after ``sql`` in the same transaction: for data SQL cannot
+    compute (a sort key made by Python).  It gets the writer's transaction (``WriteTx``).
+    """
 
     version: int
     name: str
     sql: str
+    run: Callable[[Any], None] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -93,6 +93,8 @@ def _apply(plugin: str, step: Migration, tx: WriteTx) -> None:
     """One migration and its bookkeeping row: one transaction, one hop."""
     for statement in split_statements(step.sql):
         tx.execute(statement)
+    if step.run is not None:
+        step.run(tx)
     tx.execute("INSERT INTO schema_migrations (plugin, version, name, applied_at)"
                " VALUES (?, ?, ?, ?)", (plugin, step.version, step.name, utc_now()))
 

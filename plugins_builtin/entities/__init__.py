@@ -15,17 +15,21 @@ from ff_plugin_sdk import (
     UIPage,
     hookimpl,
 )
-from plugins_builtin.entities import api, ui
+from plugins_builtin.entities import api, bulk, field_api, ui
+from plugins_builtin.entities.field_defs import FieldDefs
 from plugins_builtin.entities.schema import MIGRATIONS
 from plugins_builtin.entities.store import EntityStore
 
 SERVICE = "entities.store"
+#: the field definitions: other plugins check values with them (descriptors)
+FIELDS_SERVICE = "entities.fields"
 
 
 def store_for(kernel: Kernel) -> EntityStore:
     """The store of this kernel, published so other plugins can look entities up."""
     if SERVICE not in kernel.services:
-        kernel.services[SERVICE] = EntityStore(kernel)
+        kernel.services[FIELDS_SERVICE] = FieldDefs(kernel)
+        kernel.services[SERVICE] = EntityStore(kernel, kernel.services[FIELDS_SERVICE])
     return kernel.services[SERVICE]
 
 
@@ -33,7 +37,9 @@ def store_for(kernel: Kernel) -> EntityStore:
 def faceforge_scopes() -> list[Scope]:
     return [Scope(name="entities:read", description="list, search and read entities"),
             Scope(name="entities:write", description="create, change, delete and restore "
-                                                      "entities")]
+                                                      "entities"),
+            Scope(name="fields:admin", description="define, change and delete field "
+                                                   "definitions")]
 
 
 @hookimpl
@@ -43,7 +49,13 @@ def faceforge_migrations() -> list[Migration]:
 
 @hookimpl
 def faceforge_routes(kernel: Kernel) -> list[ApiRoute]:
-    return api.routes(store_for(kernel))
+    store = store_for(kernel)
+    return api.routes(store) + bulk.routes(store) + field_api.routes(store.fields)
+
+
+@hookimpl
+async def faceforge_startup(kernel: Kernel) -> None:
+    await store_for(kernel).fields.load()
 
 
 @hookimpl

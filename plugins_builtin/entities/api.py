@@ -12,6 +12,7 @@ from starlette.responses import Response
 from ff_plugin_sdk import SQL_INT_MAX, ApiRoute, NotFound, ValidationFailed
 from ff_plugin_sdk.conditional import if_match, version_etag
 from ff_plugin_sdk.conditional import not_modified as conditional_not_modified
+from plugins_builtin.entities.field_filters import parse_field_filters
 from plugins_builtin.entities.store import MAX_TAG_FILTERS, EntityStore
 
 EntityId = Annotated[str, Meta(pattern="^[0-9a-f]{64}$", description="SHA-256 hex")]
@@ -19,6 +20,10 @@ Name = Annotated[str, Meta(min_length=1, max_length=500)]
 Label = Annotated[str, Meta(min_length=1, max_length=200)]
 PluginKey = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_.\-]{1,100}$")]
 FieldKey = Annotated[str, Meta(min_length=1, max_length=200)]
+#: an external system's name for its ids (``stash``, ``tpdb``)
+Namespace = Annotated[str, Meta(pattern=r"^[a-z0-9][a-z0-9_.\-]{0,63}$",
+                                description="lowercase letters, digits, _ . -")]
+ExternalValue = Annotated[str, Meta(min_length=1, max_length=500)]
 _ID = re.compile("^[0-9a-f]{64}$")
 
 
@@ -28,6 +33,8 @@ class Entity(msgspec.Struct, kw_only=True):
     aliases: list[str]
     tags: list[str]
     fields: dict[str, Any]
+    #: ``{namespace: id}`` in other systems; one live entity per namespace and id
+    external_ids: dict[str, str]
     plugin_data: dict[str, Any]
     primary_thumbnail_asset_id: str | None
     created_at: str
@@ -41,19 +48,23 @@ class EntityCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     display_name: Name
     aliases: Annotated[list[Label], Meta(max_length=100)] = []
     tags: Annotated[list[Label], Meta(max_length=100)] = []
+    #: checked against the entity field definitions; other keys are kept as they are
     fields: dict[FieldKey, Any] = {}
+    external_ids: dict[Namespace, ExternalValue] = {}
     #: keyed by plugin id; each value is that plugin's own object
     plugin_data: dict[PluginKey, dict[str, Any]] = {}
     primary_thumbnail_asset_id: EntityId | None = None
 
 
 class EntityPatch(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """Partial update.  ``fields`` and ``plugin_data`` merge by key; ``null`` removes a key."""
+    """Partial update.  ``fields``, ``external_ids`` and ``plugin_data`` merge by key;
+    ``null`` removes a key."""
 
     display_name: Name | UnsetType = UNSET
     aliases: Annotated[list[Label], Meta(max_length=100)] | UnsetType = UNSET
     tags: Annotated[list[Label], Meta(max_length=100)] | UnsetType = UNSET
     fields: dict[FieldKey, Any] | UnsetType = UNSET
+    external_ids: dict[Namespace, ExternalValue | None] | UnsetType = UNSET
     plugin_data: dict[PluginKey, dict[str, Any] | None] | UnsetType = UNSET
     primary_thumbnail_asset_id: EntityId | UnsetType | None = UNSET
 
@@ -79,6 +90,8 @@ class ListQuery(msgspec.Struct, kw_only=True):
     #: only soft-deleted entities (the UI's "deleted" filter)
     only_deleted: bool = False
     include_total: bool = False
+    #: ``namespace:id``: the entity another system knows by that id
+    external_id: str | None = None
 
 
 class GetQuery(msgspec.Struct, kw_only=True):
@@ -108,6 +121,22 @@ def normalize(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
+#: the object-valued keys a patch merges by key (``null`` removes one)
+MERGED = ("fields", "external_ids", "plugin_data")
+
+
+def parse_external_id(text: str | None) -> tuple[str, str] | None:
+    """``stash:1234`` -> ("stash", "1234")."""
+    if text is None:
+        return None
+    namespace, sep, value = text.partition(":")
+    if not (sep and namespace and value):
+        raise ValidationFailed("external_id: write namespace:id, such as stash:1234",
+                               details=[{"path": "query.external_id",
+                                         "message": "write namespace:id"}])
+    return namespace, value
+
+
 def check_id(entity_id: str) -> str:
     if not _ID.match(entity_id):
         raise NotFound(f"no entity with id {entity_id!r}", code="entity_not_found")
@@ -134,13 +163,20 @@ def not_modified(request: Any, entity: dict[str, Any]) -> bool:
 
 def routes(store: EntityStore) -> list[ApiRoute]:
     async def list_entities(request: Any, query: ListQuery) -> EntityPage:
-        """List entities: keyset pages, search, tag filter, sorting."""
+        """List entities: keyset pages, search, tag filter, sorting.
+
+        Defined fields filter with ``field.<key>=value`` (equality, any type) and
+        ``field.<key>.gte|gt|lte|lt=value`` (ranges of numbers and dates); every filter
+        applies.
+        """
         deleted = "only" if query.only_deleted else (
             "include" if query.include_deleted else "exclude")
         result = await store.list(
             limit=query.limit, cursor=query.cursor, offset=query.offset,
             sort_by=query.sort_by, sort_order=query.sort_order, q=query.q, tags=query.tag,
-            deleted=deleted, include_total=query.include_total)
+            deleted=deleted, include_total=query.include_total,
+            field_filters=parse_field_filters(request.query_params.multi_items()),
+            external_id=parse_external_id(query.external_id))
         return EntityPage(items=[to_entity(r) for r in result.rows],
                           next_cursor=result.next_cursor, total=result.total)
 
@@ -164,7 +200,7 @@ def routes(store: EntityStore) -> list[ApiRoute]:
         versions = if_match(request)
         data = {k: v for k, v in msgspec.structs.asdict(body).items() if v is not UNSET}
         normalize(data)
-        merges = {k: data.pop(k) for k in ("fields", "plugin_data") if k in data}
+        merges = {k: data.pop(k) for k in MERGED if k in data}
         return with_etag(await store.update(entity_id, data, merges, if_match=versions))
 
     async def delete_entity(request: Any) -> None:

@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from ff_plugin_sdk import Migration
+from plugins_builtin.entities.store import name_key
+
+
+def _fill_name_keys(tx: Any) -> None:
+    """The sort key of every existing name (Python's Unicode folding, not SQL's)."""
+    rows = tx.fetchall("SELECT seq, display_name FROM entities")
+    tx.executemany("UPDATE entities SET name_key = ? WHERE seq = ?",
+                   [(name_key(r["display_name"]), r["seq"]) for r in rows])
+
 
 MIGRATIONS = [
     Migration(
@@ -62,5 +73,80 @@ MIGRATIONS = [
         CREATE INDEX entities_thumbnail ON entities(primary_thumbnail_asset_id)
             WHERE primary_thumbnail_asset_id IS NOT NULL;
         """,
+    ),
+    Migration(
+        version=4,
+        name="field definitions, typed field index, external ids, Unicode name sort, counts",
+        sql="""
+        -- admin-defined keys (spec §7.3); a deleted one keeps its row, and the key can be
+        -- defined again
+        CREATE TABLE field_defs (
+            field_def_id TEXT PRIMARY KEY,
+            field_key TEXT NOT NULL,
+            scope TEXT NOT NULL,
+            field_type TEXT NOT NULL,
+            label TEXT NOT NULL,
+            help TEXT NOT NULL DEFAULT '',
+            required INTEGER NOT NULL DEFAULT 0,
+            regex TEXT,
+            min TEXT,
+            max TEXT,
+            options TEXT,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            deleted_at TEXT,
+            version INTEGER NOT NULL DEFAULT 1
+        );
+        CREATE UNIQUE INDEX field_defs_live_key ON field_defs(field_key)
+            WHERE deleted_at IS NULL;
+        -- the typed values of defined entity fields, one row per value (a multi_enum: per
+        -- choice).  ``value`` has no type affinity: numbers compare as numbers, dates as
+        -- ISO text, datetimes as epoch seconds.
+        CREATE TABLE entity_field_values (
+            field_key TEXT NOT NULL,
+            entity_id TEXT NOT NULL,
+            value NOT NULL,
+            PRIMARY KEY (field_key, entity_id, value)
+        ) WITHOUT ROWID;
+        CREATE INDEX entity_field_values_value
+            ON entity_field_values(field_key, value, entity_id);
+        CREATE INDEX entity_field_values_entity ON entity_field_values(entity_id);
+        -- {namespace: value}: one live entity per (namespace, value)
+        ALTER TABLE entities ADD COLUMN external_ids TEXT NOT NULL DEFAULT '{}';
+        CREATE TABLE entity_external_ids (
+            entity_id TEXT NOT NULL,
+            namespace TEXT NOT NULL,
+            value TEXT NOT NULL,
+            live INTEGER NOT NULL DEFAULT 1,
+            PRIMARY KEY (entity_id, namespace)
+        ) WITHOUT ROWID;
+        CREATE UNIQUE INDEX entity_external_ids_live ON entity_external_ids(namespace, value)
+            WHERE live = 1;
+        CREATE INDEX entity_external_ids_value ON entity_external_ids(namespace, value);
+        -- the display_name sort: Unicode-folded (store.name_key), filled by _fill_name_keys
+        ALTER TABLE entities ADD COLUMN name_key TEXT NOT NULL DEFAULT '';
+        DROP INDEX entities_name;
+        CREATE INDEX entities_name_key ON entities(name_key, entity_id);
+        -- live (0) and soft-deleted (1) entities: include_total without a filter
+        CREATE TABLE entity_counts (
+            deleted INTEGER PRIMARY KEY,
+            n INTEGER NOT NULL
+        );
+        INSERT INTO entity_counts (deleted, n) VALUES
+            (0, (SELECT count(*) FROM entities WHERE deleted_at IS NULL)),
+            (1, (SELECT count(*) FROM entities WHERE deleted_at IS NOT NULL));
+        CREATE TRIGGER entity_counts_insert AFTER INSERT ON entities BEGIN
+            UPDATE entity_counts SET n = n + 1 WHERE deleted = (NEW.deleted_at IS NOT NULL);
+        END;
+        CREATE TRIGGER entity_counts_delete AFTER DELETE ON entities BEGIN
+            UPDATE entity_counts SET n = n - 1 WHERE deleted = (OLD.deleted_at IS NOT NULL);
+        END;
+        CREATE TRIGGER entity_counts_soft_delete AFTER UPDATE OF deleted_at ON entities
+        WHEN (OLD.deleted_at IS NULL) != (NEW.deleted_at IS NULL) BEGIN
+            UPDATE entity_counts SET n = n - 1 WHERE deleted = (OLD.deleted_at IS NOT NULL);
+            UPDATE entity_counts SET n = n + 1 WHERE deleted = (NEW.deleted_at IS NOT NULL);
+        END;
+        """,
+        run=_fill_name_keys,
     ),
 ]

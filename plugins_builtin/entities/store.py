@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import base64
-import hashlib
-import os
 import re
+import unicodedata
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +14,7 @@ import msgspec
 from ff_plugin_sdk import (
     SQL_INT_MAX,
     BadRequest,
+    Conflict,
     Kernel,
     NotFound,
     PreconditionFailed,
@@ -22,13 +22,26 @@ from ff_plugin_sdk import (
     WriteTx,
 )
 from ff_plugin_sdk.jsontext import parse_json
+from plugins_builtin.entities.field_defs import (
+    Defs,
+    FieldDefs,
+    checked_fields,
+    index_entity,
+    live_defs,
+)
+from plugins_builtin.entities.field_filters import (
+    FieldFilter,
+    common_threshold,
+    field_conditions,
+)
+from plugins_builtin.entities.ids import new_id
 
 #: sort name -> (SQL key, row column, whether the key alone is unique).  Creation order is
 #: ``seq``: ``created_at`` is taken inside the writer's transaction, so the two agree.
 SORTS = {
     "created_at": ("seq", "seq", True),
     "updated_at": ("updated_at", "updated_at", False),
-    "display_name": ("display_name COLLATE NOCASE", "display_name", False),
+    "display_name": ("name_key", "name_key", False),
 }
 _TOKEN = re.compile(r"\w+", re.UNICODE)
 _SEARCH = "e.seq IN (SELECT rowid FROM entities_fts WHERE entities_fts MATCH ?)"
@@ -38,9 +51,15 @@ MAX_TAG_FILTERS = 50
 ASSETS_SERVICE = "assets.store"
 
 
-def new_entity_id() -> str:
-    """SHA-256 hex of 32 random bytes (DESIGN §4)."""
-    return hashlib.sha256(os.urandom(32)).hexdigest()
+new_entity_id = new_id
+
+
+def name_key(name: str) -> str:
+    """The ``display_name`` sort key: letters without case or accents first ("Émile" sorts
+    with the E's), then the casefolded spelling, so equal bases keep one stable order."""
+    folded = unicodedata.normalize("NFKD", name.casefold())
+    base = "".join(c for c in folded if not unicodedata.combining(c))
+    return base + "\x01" + unicodedata.normalize("NFC", folded)
 
 
 def fts_query(q: str) -> str | None:
@@ -98,22 +117,23 @@ class ListResult:
 #: on a row scans its column names, and a page has 50 rows of 12 columns)
 def _columns(t: str = "") -> str:
     return (f"{t}seq, {t}entity_id, {t}display_name, {t}created_at, {t}updated_at,"
-            f" {t}deleted_at, {t}version, {t}primary_thumbnail_asset_id, '[' || {t}aliases"
-            f" || ',' || {t}tags || ',' || {t}fields || ',' || {t}plugin_data || ']' AS json")
+            f" {t}deleted_at, {t}version, {t}primary_thumbnail_asset_id, {t}name_key,"
+            f" '[' || {t}aliases || ',' || {t}tags || ',' || {t}fields || ',' ||"
+            f" {t}plugin_data || ',' || {t}external_ids || ']' AS json")
 
 
 COLUMNS = _columns()
 _JSON_PARTS = msgspec.json.Decoder(tuple[list[str], list[str], dict[str, Any],
-                                         dict[str, Any]])
+                                         dict[str, Any], dict[str, str]])
 
 
 def _row_to_dict(row: Any) -> dict[str, Any]:
-    _, entity_id, name, created, updated, deleted, version, thumb, json = row
-    aliases, tags, fields, plugin_data = _JSON_PARTS.decode(json)
+    _, entity_id, name, created, updated, deleted, version, thumb, _, json = row
+    aliases, tags, fields, plugin_data, external_ids = _JSON_PARTS.decode(json)
     return {"entity_id": entity_id, "display_name": name, "aliases": aliases, "tags": tags,
-            "fields": fields, "plugin_data": plugin_data, "primary_thumbnail_asset_id": thumb,
-            "created_at": created, "updated_at": updated, "deleted_at": deleted,
-            "version": version}
+            "fields": fields, "external_ids": external_ids, "plugin_data": plugin_data,
+            "primary_thumbnail_asset_id": thumb, "created_at": created, "updated_at": updated,
+            "deleted_at": deleted, "version": version}
 
 
 #: called inside the transaction that deletes (True) or restores (False) an entity
@@ -121,9 +141,10 @@ DeleteListener = Callable[[WriteTx, str, bool], None]
 
 
 class EntityStore:
-    def __init__(self, kernel: Kernel) -> None:
+    def __init__(self, kernel: Kernel, fields: FieldDefs) -> None:
         self.kernel = kernel
         self.db = kernel.db
+        self.fields = fields
         self._delete_listeners: list[DeleteListener] = []
 
     def on_delete(self, listener: DeleteListener) -> None:
@@ -151,10 +172,22 @@ class EntityStore:
             found.update(row[0] for row in rows)
         return found
 
+    async def names(self, entity_ids: Sequence[str]) -> dict[str, str]:
+        """``{entity_id: display_name}`` of the live ones among ``entity_ids``."""
+        found: dict[str, str] = {}
+        for start in range(0, len(entity_ids), 500):
+            chunk = entity_ids[start:start + 500]
+            rows = await self.db.fetchall(
+                f"SELECT entity_id, display_name FROM entities WHERE deleted_at IS NULL"
+                f" AND entity_id IN ({','.join('?' * len(chunk))})", chunk)
+            found.update((row[0], row[1]) for row in rows)
+        return found
+
     async def list(
         self, *, limit: int = 50, cursor: str | None = None, offset: int | None = None,
         sort_by: str = "created_at", sort_order: str = "desc", q: str | None = None,
         tags: Iterable[str] = (), deleted: str = "exclude", include_total: bool = False,
+        field_filters: Sequence[FieldFilter] = (), external_id: tuple[str, str] | None = None,
     ) -> ListResult:
         """One page.  ``deleted`` is "exclude", "include" or "only"."""
         key_sql, key_column, unique = SORTS[sort_by]
@@ -172,6 +205,13 @@ class EntityStore:
         if deleted != "include":
             conds.append(f"e.deleted_at IS {'' if deleted == 'exclude' else 'NOT '}NULL")
         await self._tag_filters(tags, conds, params)
+        if field_filters:
+            await field_conditions(self.db, self.fields.definitions("entity"), field_filters,
+                                   conds, params)
+        if external_id is not None:
+            conds.append("e.entity_id IN (SELECT entity_id FROM entity_external_ids"
+                         " WHERE namespace = ? AND value = ?)")
+            params += list(external_id)
 
         source, key = "entities e", f"e.{key_sql}"
         page_conds = list(conds)
@@ -207,9 +247,21 @@ class EntityStore:
             next_cursor = encode_cursor(sort_by, sort_order, last[key_column], last["entity_id"])
         total = None
         if include_total:
-            total = (await self.db.fetchone(
-                f"SELECT count(*) AS n FROM entities e{_where(conds)}", params))["n"]
+            total = await self._total(conds, params, deleted)
         return ListResult([_row_to_dict(r) for r in rows], next_cursor, total)
+
+    async def _total(self, conds: list[str], params: list[Any], deleted: str) -> int:
+        """How many rows ``conds`` select; without a filter, the count the triggers keep
+        (counting a million rows takes a tenth of a second)."""
+        if params:
+            row = await self.db.fetchone(
+                f"SELECT count(*) AS n FROM entities e{_where(conds)}", params)
+            return int(row["n"])
+        want = {"exclude": (0,), "only": (1,), "include": (0, 1)}[deleted]
+        row = await self.db.fetchone(
+            "SELECT coalesce(sum(n), 0) AS n FROM entity_counts WHERE deleted IN"
+            f" ({','.join('?' * len(want))})", want)
+        return int(row["n"])
 
     async def _tag_filters(self, tags: Iterable[str], where: list[str],
                            params: list[Any]) -> None:
@@ -232,8 +284,7 @@ class EntityStore:
             f" FROM entity_tag_counts WHERE tag IN ({marks})", wanted)
         counts = {r["tag"]: r["live"] for r in rows}
         newest = (rows[0]["newest"] or 0) if rows else 0
-        # break-even where looking up n rows costs what walking newest/n * page rows does
-        common = max(200, int((13 * newest) ** 0.5))
+        common = common_threshold(newest)
         for tag in wanted:
             if counts.get(tag, 0) > common:
                 where.append("EXISTS (SELECT 1 FROM entity_tags t"
@@ -269,21 +320,7 @@ class EntityStore:
         await self.check_thumbnail(entity.get("primary_thumbnail_asset_id"))
 
         def create(tx: WriteTx) -> dict[str, Any]:
-            # stamped on the writer, so created_at order is seq order
-            now = self.kernel.now()
-            row = {**entity, "entity_id": new_entity_id(), "created_at": now,
-                   "updated_at": now, "deleted_at": None, "version": 1}
-            seq = tx.execute(
-                "INSERT INTO entities (entity_id, display_name, aliases, tags, fields,"
-                " plugin_data, primary_thumbnail_asset_id, created_at, updated_at, version)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1)",
-                (row["entity_id"], row["display_name"], _j(row["aliases"]), _j(row["tags"]),
-                 _j(row["fields"]), _j(row["plugin_data"]),
-                 row["primary_thumbnail_asset_id"], now, now))
-            _index(tx, seq, row)
-            tx.event("entity.created", {"entity_id": row["entity_id"],
-                                        "display_name": row["display_name"]})
-            return row
+            return insert_entity(tx, self.kernel.now(), live_defs(tx, "entity"), entity)
 
         return await self.db.write(create)
 
@@ -298,35 +335,8 @@ class EntityStore:
 
         def update(tx: WriteTx) -> dict[str, Any]:
             row = _live_row(tx, entity_id, if_match)
-            entity = _row_to_dict(row)
-            old_tags = entity["tags"]
-            changed = [k for k, v in changes.items() if entity[k] != v]
-            entity.update(changes)
-            for name, patch in merges.items():
-                merged = dict(entity[name])
-                for key, value in patch.items():
-                    if value is None:
-                        merged.pop(key, None)
-                    else:
-                        merged[key] = value
-                if merged != entity[name]:
-                    changed.append(name)
-                entity[name] = merged
-            if not changed:
-                return entity
-            entity["updated_at"] = self.kernel.now()
-            entity["version"] += 1
-            tx.execute(
-                "UPDATE entities SET display_name = ?, aliases = ?, tags = ?, fields = ?,"
-                " plugin_data = ?, primary_thumbnail_asset_id = ?, updated_at = ?,"
-                " version = ? WHERE entity_id = ?",
-                (entity["display_name"], _j(entity["aliases"]), _j(entity["tags"]),
-                 _j(entity["fields"]), _j(entity["plugin_data"]),
-                 entity["primary_thumbnail_asset_id"], entity["updated_at"],
-                 entity["version"], entity_id))
-            _index(tx, row["seq"], entity, old_tags)
-            tx.event("entity.updated", {"entity_id": entity_id, "changed": sorted(changed)})
-            return entity
+            return update_entity(tx, self.kernel.now(), live_defs(tx, "entity"), row,
+                                 changes, merges)[0]
 
         return await self.db.write(update)
 
@@ -367,7 +377,9 @@ class EntityStore:
 
     async def set_deleted(self, entity_id: str, deleted: bool,
                           if_match: Collection[int] | None = None) -> dict[str, Any]:
-        """Soft-delete or restore; restoring a live entity changes nothing."""
+        """Soft-delete or restore; restoring a live entity changes nothing.  A deleted
+        entity's external ids are free for others; restoring it takes them back (409 if
+        another entity holds one meanwhile)."""
         def set_deleted(tx: WriteTx) -> dict[str, Any]:
             row = tx.fetchone(f"SELECT {COLUMNS} FROM entities WHERE entity_id = ?", (entity_id,))
             if row is None or (deleted and row["deleted_at"]):
@@ -376,6 +388,8 @@ class EntityStore:
             entity = _row_to_dict(row)
             if not deleted and not row["deleted_at"]:
                 return entity
+            if not deleted:
+                _check_external_ids(tx, entity_id, entity["external_ids"])
             now = self.kernel.now()
             entity["deleted_at"] = now if deleted else None
             entity["updated_at"] = now
@@ -383,6 +397,8 @@ class EntityStore:
             tx.execute("UPDATE entities SET deleted_at = ?, updated_at = ?, version = ?"
                        " WHERE entity_id = ?",
                        (entity["deleted_at"], now, entity["version"], entity_id))
+            tx.execute("UPDATE entity_external_ids SET live = ? WHERE entity_id = ?",
+                       (0 if deleted else 1, entity_id))
             _count_tags(tx, entity["tags"], -1 if deleted else +1)
             for listener in self._delete_listeners:
                 listener(tx, entity_id, deleted)
@@ -391,6 +407,88 @@ class EntityStore:
             return entity
 
         return await self.db.write(set_deleted)
+
+
+# -- transaction steps, shared by the single writes and bulk upsert ---------------------
+def insert_entity(tx: WriteTx, now: str, defs: Defs, entity: dict[str, Any]) -> dict[str, Any]:
+    """Insert a new live entity (``fields`` checked against ``defs``) with its indexes and
+    its ``entity.created`` event; returns it as the API shows it."""
+    fields = checked_fields(defs, entity.get("fields", {}), touched=None)
+    external_ids = entity.get("external_ids", {})
+    row = {"display_name": entity["display_name"], "aliases": entity.get("aliases", []),
+           "tags": entity.get("tags", []), "fields": fields, "external_ids": external_ids,
+           "plugin_data": entity.get("plugin_data", {}),
+           "primary_thumbnail_asset_id": entity.get("primary_thumbnail_asset_id"),
+           "entity_id": new_entity_id(), "created_at": now, "updated_at": now,
+           "deleted_at": None, "version": 1}
+    _check_external_ids(tx, row["entity_id"], external_ids)
+    # stamped on the writer, so created_at order is seq order
+    seq = tx.execute(
+        "INSERT INTO entities (entity_id, display_name, name_key, aliases, tags, fields,"
+        " external_ids, plugin_data, primary_thumbnail_asset_id, created_at, updated_at,"
+        " version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)",
+        (row["entity_id"], row["display_name"], name_key(row["display_name"]),
+         _j(row["aliases"]), _j(row["tags"]), _j(fields), _j(external_ids),
+         _j(row["plugin_data"]), row["primary_thumbnail_asset_id"], now, now))
+    _index(tx, seq, row, defs)
+    tx.event("entity.created", {"entity_id": row["entity_id"],
+                                "display_name": row["display_name"]})
+    return row
+
+
+def update_entity(tx: WriteTx, now: str, defs: Defs, row: Any, changes: dict[str, Any],
+                  merges: dict[str, dict[str, Any]],
+                  replace: bool = False) -> tuple[dict[str, Any], bool]:
+    """Apply ``changes`` (replaced keys) and ``merges`` (dicts merged by key, None removes)
+    to a live entity row; ``replace`` checks every field as for a new entity.  Returns the
+    entity and whether anything changed (nothing is written when nothing did)."""
+    entity = _row_to_dict(row)
+    old = dict(entity)
+    entity.update(changes)
+    for name, patch in merges.items():
+        merged = dict(entity[name])
+        for key, value in patch.items():
+            if value is None:
+                merged.pop(key, None)
+            else:
+                merged[key] = value
+        entity[name] = merged
+    if "fields" in merges or "fields" in changes:
+        touched = None if replace else merges.get("fields", {})
+        entity["fields"] = checked_fields(defs, entity["fields"], touched=touched)
+    # judged after the values are typed: sending what is stored changes nothing
+    changed = sorted(k for k in {*changes, *merges} if entity[k] != old[k])
+    if not changed:
+        return entity, False
+    if "external_ids" in changed:
+        _check_external_ids(tx, entity["entity_id"], entity["external_ids"])
+    entity["updated_at"] = now
+    entity["version"] += 1
+    tx.execute(
+        "UPDATE entities SET display_name = ?, name_key = ?, aliases = ?, tags = ?,"
+        " fields = ?, external_ids = ?, plugin_data = ?, primary_thumbnail_asset_id = ?,"
+        " updated_at = ?, version = ? WHERE entity_id = ?",
+        (entity["display_name"], name_key(entity["display_name"]), _j(entity["aliases"]),
+         _j(entity["tags"]), _j(entity["fields"]), _j(entity["external_ids"]),
+         _j(entity["plugin_data"]), entity["primary_thumbnail_asset_id"],
+         entity["updated_at"], entity["version"], entity["entity_id"]))
+    _index(tx, row["seq"], entity, defs, old)
+    tx.event("entity.updated", {"entity_id": entity["entity_id"], "changed": changed})
+    return entity, True
+
+
+def _check_external_ids(tx: WriteTx, entity_id: str, external_ids: dict[str, str]) -> None:
+    """An external id names one live entity per namespace (409 naming the holder)."""
+    for namespace, value in external_ids.items():
+        holder = tx.fetchone("SELECT entity_id FROM entity_external_ids WHERE namespace = ?"
+                             " AND value = ? AND live = 1 AND entity_id != ?",
+                             (namespace, value, entity_id))
+        if holder is not None:
+            raise Conflict(
+                f"external id {namespace}:{value} already belongs to entity "
+                f"{holder['entity_id']}", code="external_id_taken",
+                details=[{"path": f"$.external_ids.{namespace}",
+                          "entity_id": holder["entity_id"]}])
 
 
 def _check_version(row: Any, if_match: Collection[int] | None) -> None:
@@ -409,23 +507,39 @@ def _live_row(tx: WriteTx, entity_id: str, if_match: Collection[int] | None) -> 
     return row
 
 
-def _index(tx: WriteTx, seq: int, entity: dict[str, Any],
-           old_tags: list[str] | None = None) -> None:
-    """Full-text row, tag rows and live tag counts of a live entity; ``old_tags`` are the
-    tags it had when it is being re-indexed."""
-    if old_tags is not None:
-        tx.execute("DELETE FROM entities_fts WHERE rowid = ?", (seq,))
-        tx.execute("DELETE FROM entity_tags WHERE entity_id = ?", (entity["entity_id"],))
-        _count_tags(tx, old_tags, -1)
-    tx.execute(
-        "INSERT INTO entities_fts (rowid, display_name, aliases, tags, fields)"
-        " VALUES (?, ?, ?, ?, ?)",
-        (seq, entity["display_name"], " ".join(entity["aliases"]),
-         " ".join(entity["tags"]), _flatten_fields(entity["fields"])))
-    if entity["tags"]:
-        tx.executemany("INSERT OR IGNORE INTO entity_tags (entity_id, tag) VALUES (?, ?)",
-                       [(entity["entity_id"], t) for t in _folded(entity["tags"])])
-        _count_tags(tx, entity["tags"], +1)
+def _index(tx: WriteTx, seq: int, entity: dict[str, Any], defs: Defs | None = None,
+           old: dict[str, Any] | None = None) -> None:
+    """Full-text row, tag rows and live tag counts, typed field values and external ids of
+    a live entity; ``old`` is the entity as it was when it is being re-indexed (only what
+    changed is rewritten)."""
+    entity_id = entity["entity_id"]
+    searched = ("display_name", "aliases", "tags", "fields")
+    if old is None or any(old[k] != entity[k] for k in searched):
+        if old is not None:
+            tx.execute("DELETE FROM entities_fts WHERE rowid = ?", (seq,))
+        tx.execute(
+            "INSERT INTO entities_fts (rowid, display_name, aliases, tags, fields)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (seq, entity["display_name"], " ".join(entity["aliases"]),
+             " ".join(entity["tags"]), _flatten_fields(entity["fields"])))
+    if old is None or old["tags"] != entity["tags"]:
+        if old is not None:
+            tx.execute("DELETE FROM entity_tags WHERE entity_id = ?", (entity_id,))
+            _count_tags(tx, old["tags"], -1)
+        if entity["tags"]:
+            tx.executemany("INSERT OR IGNORE INTO entity_tags (entity_id, tag) VALUES (?, ?)",
+                           [(entity_id, t) for t in _folded(entity["tags"])])
+            _count_tags(tx, entity["tags"], +1)
+    if defs and (old is None or old["fields"] != entity["fields"]):
+        index_entity(tx, defs, entity_id, entity["fields"], fresh=old is None)
+    external_ids = entity.get("external_ids", {})
+    if old is None or old["external_ids"] != external_ids:
+        if old is not None:
+            tx.execute("DELETE FROM entity_external_ids WHERE entity_id = ?", (entity_id,))
+        if external_ids:
+            tx.executemany("INSERT INTO entity_external_ids (entity_id, namespace, value)"
+                           " VALUES (?, ?, ?)",
+                           [(entity_id, ns, v) for ns, v in external_ids.items()])
 
 
 def _where(conds: list[str]) -> str:
