@@ -152,3 +152,33 @@ async def test_app_start_fails_on_a_broken_migration(make_app, settings) -> None
             pass
     assert "'typo_plugin' migration 1 (typo)" in str(info.value)
     assert kernel_of(app).startup_error is info.value
+
+
+async def test_a_python_step_runs_in_the_migrations_transaction(db: Database) -> None:
+    await apply_migrations(db, [("notes", NOTES_V1)])
+    await db.write(lambda tx: tx.executemany("INSERT INTO notes (text) VALUES (?)",
+                                             [("Émile",), ("ada",)]))
+
+    def fold(tx) -> None:
+        rows = tx.fetchall("SELECT id, text FROM notes")
+        tx.executemany("UPDATE notes SET folded = ? WHERE id = ?",
+                       [(r["text"].casefold(), r["id"]) for r in rows])
+
+    step = Migration(version=2, name="folded", run=fold,
+                     sql="ALTER TABLE notes ADD COLUMN folded TEXT")
+    await apply_migrations(db, [("notes", NOTES_V1), ("notes", step)])
+    assert [r["folded"] for r in await db.fetchall("SELECT folded FROM notes ORDER BY id")] \
+        == ["émile", "ada"]
+
+    def broken(tx) -> None:
+        tx.execute("UPDATE notes SET folded = 'lost'")
+        raise sqlite3.OperationalError("the step failed")
+
+    bad = Migration(version=3, name="broken", sql="CREATE TABLE extra (x)", run=broken)
+    with pytest.raises(StartupError, match="broken"):
+        await apply_migrations(db, [("notes", NOTES_V1), ("notes", step), ("notes", bad)])
+    # the whole step rolled back: its SQL, its Python and its record
+    assert "extra" not in await tables(db)
+    assert {r["folded"] for r in await db.fetchall("SELECT folded FROM notes")} == \
+        {"émile", "ada"}
+    assert ("notes", 3) not in await recorded(db)
