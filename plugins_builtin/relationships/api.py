@@ -41,6 +41,7 @@ class RelationshipItem(Relationship, kw_only=True):
     #: its inverse name when incoming; null when incoming and the type has no inverse
     label: str | None
     other_entity_id: str
+    #: null when the list was asked for with ``names=false``
     other_display_name: str | None
 
 
@@ -75,6 +76,9 @@ class ListQuery(msgspec.Struct, kw_only=True):
     cursor: str | None = None
     #: only relationships of this (stored) type, in either direction
     type: str | None = None
+    #: false: ``other_display_name`` is null (one read per item fewer: a 500-item page is
+    #: several times faster)
+    names: bool = True
 
 
 class RelationType(msgspec.Struct, kw_only=True):
@@ -117,17 +121,17 @@ def label(rel: dict[str, Any], kind: dict[str, Any] | None) -> str | None:
 
 
 async def entity_page(store: RelationshipStore, entity_id: str, *, limit: int = 50,
-                      cursor: str | None = None, type: str | None = None
-                      ) -> tuple[list[dict[str, Any]], str | None]:
+                      cursor: str | None = None, type: str | None = None,
+                      names: bool = True) -> tuple[list[dict[str, Any]], str | None]:
     """One page of an entity's relationships, labelled from its side (API and UI)."""
     await store.entities().get(entity_id)  # 404 for an unknown or deleted entity
     page = await store.list(entity_id, limit=limit, cursor=cursor, type=type)
     kinds = await store.type_info([r["type"] for r in page.rows])
     others = [r["to_entity_id"] if r["direction"] == "outgoing" else r["from_entity_id"]
               for r in page.rows]
-    names = await store.names(others)
+    found = await store.names(others) if names else {}
     items = [{**r, "label": label(r, kinds.get(r["type"])), "other_entity_id": other,
-              "other_display_name": names.get(other)}
+              "other_display_name": found.get(other)}
              for r, other in zip(page.rows, others, strict=True)]
     return items, page.next_cursor
 
@@ -149,7 +153,7 @@ def routes(store: RelationshipStore) -> list[ApiRoute]:
         """An entity's relationships, both directions, each labelled from its side."""
         items, next_cursor = await entity_page(
             store, check_entity_id(query.entity_id), limit=query.limit, cursor=query.cursor,
-            type=query.type)
+            type=query.type, names=query.names)
         return RelationshipPage(items=[RelationshipItem(**{
             f: i[f] for f in RelationshipItem.__struct_fields__}) for i in items],
             next_cursor=next_cursor)

@@ -52,6 +52,13 @@ async def test_a_relationship_is_listed_on_both_entities_labelled_from_each_side
     assert got.status_code == 200 and got.json() == rel
 
 
+async def test_names_can_be_left_out_of_a_list(client, family):
+    await relate(client, family["Byron"], "parent_of", family["Ada"])
+    (item,) = (await listing(client, family["Ada"], names="false"))["items"]
+    assert item["other_entity_id"] == family["Byron"] and item["other_display_name"] is None
+    assert item["label"] == "child_of"
+
+
 async def test_an_entity_sees_both_directions_in_creation_order(client, family):
     await relate(client, family["Byron"], "parent_of", family["Ada"])
     await relate(client, family["Ada"], "parent_of", family["Annabella"])
