@@ -23,7 +23,8 @@ from plugins_builtin.descriptors.api import KEY_PATTERN, Day, Notes, Source, nor
 
 #: field_type -> the input shown (anything else is a one-line text input)
 INPUTS = {"date": "date", "int": "int", "float": "float", "enum": "enum",
-          "multi_enum": "multi_enum", "bool": "bool", "text": "text", "json": "json"}
+          "multi_enum": "multi_enum", "bool": "bool", "text": "text", "json": "json",
+          "url": "url", "datetime": "datetime"}
 FIELDS = ("value", "valid_from", "valid_to", "source", "notes")
 _KEY = re.compile(KEY_PATTERN)
 _CRLF = re.compile(r"\r\n?")

@@ -7,6 +7,9 @@ from typing import Any
 import httpx
 import pytest
 
+from kernel.config import Settings
+from tests.ui.browsing import SignedIn, sign_in
+
 UNKNOWN_ID = "0" * 64
 #: far from today whatever day the tests run: what is past, current and upcoming is fixed
 PAST = ("1990-01-01", "1999-12-31")
@@ -45,3 +48,9 @@ async def define(client: httpx.AsyncClient, field_key: str, field_type: str,
 @pytest.fixture
 async def entity_id(client: httpx.AsyncClient) -> str:
     return await new_entity(client)
+
+
+@pytest.fixture
+async def ui(anon: httpx.AsyncClient, settings: Settings) -> SignedIn:
+    """``anon`` signed in through the login form (cookie session, no token header)."""
+    return await sign_in(anon, settings.install_token)
