@@ -1,10 +1,15 @@
 """Synthetic entities, written straight into a stopped Core's SQLite file.
 
 The rows are exactly what :meth:`EntityStore.create` writes for the same input (checked by
-:func:`check_fidelity` against entities created through the API): the ``entities`` row, the
-``entities_fts`` row with ``rowid = entities.rowid``, one ``entity_tags`` row per tag and an
-``entity.created`` event.  Bulk loads drop the secondary indexes and rebuild them from the
-exact SQL that the migrations stored, so the final schema is byte-for-byte the migrated one.
+:func:`check_fidelity` against entities created through the API): the ``entities`` row (with
+its ``name_key`` and ``external_ids``), the ``entities_fts`` row with ``rowid = entities.seq``,
+one ``entity_tags`` row per tag, the live tag counts, the typed ``entity_field_values`` rows of
+defined fields, the ``entity_external_ids`` rows and an ``entity.created`` event; the
+``entity_counts`` triggers count them.  The defined fields (:data:`FIELD_DEFS`: ``born``, a
+date spread over a century, and ``height``, a float) are defined first, as
+:meth:`FieldDefs.create` does, re-indexing what is already stored.  Bulk loads drop the
+secondary indexes and rebuild them from the exact SQL that the migrations stored, so the final
+schema is byte-for-byte the migrated one.
 """
 
 from __future__ import annotations
@@ -14,13 +19,18 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
+from kernel.clock import utc_now
+from plugins_builtin.entities.field_defs import _COLUMNS as FIELD_DEF_COLUMNS
+from plugins_builtin.entities.field_defs import _reindex_key, checked_fields, live_defs
+from plugins_builtin.entities.ids import new_id
 from plugins_builtin.entities.store import _index as _store_index
-from plugins_builtin.entities.store import _j
+from plugins_builtin.entities.store import _j, name_key
 
 # Syllables without q, x, y or z, so no generated word can start with a probe word below.
 _SYLLABLES = (
@@ -54,6 +64,16 @@ _COUNTRIES = (
 )
 _SOURCES = ("manual", "import", "stash", "tpdb", "csv")
 _TS = "%Y-%m-%dT%H:%M:%S"
+#: (field_key, field_type, label): defined before seeding, as ``POST /v1/admin/field-defs``
+FIELD_DEFS = (("born", "date", "Born"), ("height", "float", "Height (cm)"))
+#: ``born`` is uniform over these 100 years (36,524 days), on :data:`BORN_SHARE` of entities
+BORN_FIRST = date(1925, 1, 1)
+BORN_DAYS = (date(2025, 1, 1) - BORN_FIRST).days
+BORN_SHARE = 0.9
+HEIGHT_SHARE = 0.8
+#: external ids: ``stash`` on :data:`STASH_SHARE` of entities, ``tpdb`` on some of those
+STASH_SHARE = 0.7
+TPDB_SHARE = 0.25
 
 
 @dataclass
@@ -96,10 +116,12 @@ def generate(n: int, seed: int = 11, vocab: Vocabulary | None = None,
     """``n`` entity dicts as :meth:`EntityStore.create` sees them, oldest first.
 
     ``created_at`` increases strictly by ``step_us`` and ends before now, so entities created
-    later through the API sort first.
+    later through the API sort first.  The metadata (``born``, ``height``, external ids) comes
+    from a random stream of its own, so the rest is what the same seed always gave.
     """
     vocab = vocab or vocabulary()
     rng = random.Random(seed)
+    mrng = random.Random(seed * 7_919 + 1)
     moderate = set(rng.sample(range(n), max(1, round(n * MODERATE_SHARE))))
     rare: set[int] = set()
     while len(rare) < min(RARE_COUNT, n - len(moderate)):
@@ -134,6 +156,17 @@ def generate(n: int, seed: int = 11, vocab: Vocabulary | None = None,
             fields["rating"] = rng.randint(1, 5)
         if rng.random() < 0.1:
             fields["notes"] = " ".join(rng.choices(vocab.notes, k=rng.randint(2, 6)))
+        if mrng.random() < BORN_SHARE:
+            fields["born"] = (BORN_FIRST + timedelta(days=mrng.randrange(BORN_DAYS))
+                              ).isoformat()
+        if mrng.random() < HEIGHT_SHARE:
+            fields["height"] = round(mrng.gauss(170.0, 10.0), 1)
+        external_ids: dict[str, str] = {}
+        r = mrng.random()
+        if r < STASH_SHARE:
+            external_ids["stash"] = f"s{seed}-{i}"
+            if r < TPDB_SHARE:
+                external_ids["tpdb"] = f"{mrng.getrandbits(64):016x}"
         t = start_us + i * step_us
         created = time.strftime(_TS, time.gmtime(t // 1_000_000)) + f".{t % 1_000_000:06d}Z"
         yield {
@@ -142,6 +175,7 @@ def generate(n: int, seed: int = 11, vocab: Vocabulary | None = None,
             "aliases": aliases,
             "tags": [tag for tag, members in tagged if i in members],
             "fields": fields,
+            "external_ids": external_ids,
             "plugin_data": {},
             "primary_thumbnail_asset_id": None,
             "created_at": created,
@@ -153,8 +187,11 @@ def generate(n: int, seed: int = 11, vocab: Vocabulary | None = None,
 
 # -- the rows EntityStore.create writes --------------------------------------------------
 ENTITY_SQL = (
-    "INSERT INTO entities (rowid, entity_id, display_name, aliases, tags, fields, plugin_data,"
-    " primary_thumbnail_asset_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+    "INSERT INTO entities (seq, entity_id, display_name, name_key, aliases, tags, fields,"
+    " external_ids, plugin_data, primary_thumbnail_asset_id, created_at, updated_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+ENTITY_COLUMNS = ("seq, entity_id, display_name, name_key, aliases, tags, fields, external_ids,"
+                  " plugin_data, primary_thumbnail_asset_id, created_at, updated_at, version")
 EVENT_SQL = "INSERT INTO events (type, created_at, data, correlation_id) VALUES (?, ?, ?, ?)"
 
 
@@ -172,15 +209,80 @@ class _RecordingTx:
         self.rows.setdefault(sql, []).extend(tuple(r) for r in rows)
 
 
-def index_rows(tx: _RecordingTx, rowid: int, entity: dict[str, Any]) -> None:
-    """The full-text and tag rows, written by the store's own code into ``tx``."""
-    _store_index(tx, rowid, entity)  # type: ignore[arg-type]  # duck-typed WriteTx
+class _ConnTx:
+    """A ``WriteTx`` over a plain sqlite3 connection, for the field definitions' own code."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def execute(self, sql: str, params: Any = ()) -> int:
+        return self.conn.execute(sql, params).lastrowid or 0
+
+    def executemany(self, sql: str, rows: Any) -> None:
+        self.conn.executemany(sql, rows)
+
+    def fetchall(self, sql: str, params: Any = ()) -> list[Any]:
+        return self.conn.execute(sql, params).fetchall()
+
+    def fetchone(self, sql: str, params: Any = ()) -> Any:
+        return self.conn.execute(sql, params).fetchone()
+
+
+def entity_defs(conn: sqlite3.Connection) -> dict[str, dict[str, Any]]:
+    """The live entity-scope definitions, read as the store reads them in a transaction."""
+    factory = conn.row_factory
+    conn.row_factory = sqlite3.Row
+    try:
+        return live_defs(_ConnTx(conn), "entity")  # type: ignore[arg-type]
+    finally:
+        conn.row_factory = factory
+
+
+def define_fields(conn: sqlite3.Connection) -> list[str]:
+    """Define the :data:`FIELD_DEFS` keys not yet defined, as :meth:`FieldDefs.create` does
+    (its row, the re-index of stored values, its event); returns the keys it defined."""
+    defined = []
+    factory = conn.row_factory
+    conn.row_factory = sqlite3.Row
+    try:
+        tx = _ConnTx(conn)
+        for key, ftype, label in FIELD_DEFS:
+            if conn.execute("SELECT 1 FROM field_defs WHERE field_key = ?"
+                            " AND deleted_at IS NULL", (key,)).fetchone():
+                continue
+            now = utc_now()
+            row = {"field_def_id": new_id(), "field_key": key, "scope": "entity",
+                   "field_type": ftype, "label": label, "help": "", "required": False,
+                   "regex": None, "min": None, "max": None, "options": None}
+            conn.execute(f"INSERT INTO field_defs ({FIELD_DEF_COLUMNS}) VALUES"
+                         " (?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, NULL, ?, ?, NULL, 1)",
+                         (row["field_def_id"], key, "entity", ftype, label, "", 0, now, now))
+            _reindex_key(tx, row)  # type: ignore[arg-type]
+            conn.execute(EVENT_SQL, ("field_def.created", now, _j({"field_key": key,
+                                                                   "scope": "entity"}), None))
+            defined.append(key)
+    finally:
+        conn.row_factory = factory
+    return defined
+
+
+def checked(defs: dict[str, dict[str, Any]], entity: dict[str, Any]) -> dict[str, Any]:
+    """``entity`` with its fields in the typed form ``insert_entity`` stores."""
+    return {**entity, "fields": checked_fields(defs, entity["fields"], touched=None)}
+
+
+def index_rows(tx: _RecordingTx, rowid: int, entity: dict[str, Any],
+               defs: dict[str, dict[str, Any]] | None = None) -> None:
+    """The full-text, tag, typed field and external id rows, written by the store's own code
+    into ``tx``."""
+    _store_index(tx, rowid, entity, defs)  # type: ignore[arg-type]  # duck-typed WriteTx
 
 
 def entity_row(rowid: int, e: dict[str, Any]) -> tuple[Any, ...]:
-    return (rowid, e["entity_id"], e["display_name"], _j(e["aliases"]), _j(e["tags"]),
-            _j(e["fields"]), _j(e["plugin_data"]), e["primary_thumbnail_asset_id"],
-            e["created_at"], e["updated_at"])
+    return (rowid, e["entity_id"], e["display_name"], name_key(e["display_name"]),
+            _j(e["aliases"]), _j(e["tags"]), _j(e["fields"]), _j(e["external_ids"]),
+            _j(e["plugin_data"]), e["primary_thumbnail_asset_id"], e["created_at"],
+            e["updated_at"])
 
 
 def event_row(e: dict[str, Any]) -> tuple[Any, ...]:
@@ -207,6 +309,7 @@ class SeedResult:
     rebuilt_indexes: bool
     schema_identical: bool
     db_bytes: int
+    defined_fields: list[str]
 
     def as_dict(self) -> dict[str, Any]:
         return {k: (round(v, 3) if isinstance(v, float) else v) for k, v in vars(self).items()}
@@ -223,14 +326,19 @@ def seed(db_file: Path, n: int, *, seed: int = 11, batch: int = 50_000,
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA cache_size=-1000000")  # 1 GB: the random-key B-trees stay cached
         conn.execute("PRAGMA temp_store=MEMORY")
+        conn.execute("BEGIN")
+        defined = define_fields(conn)
+        conn.execute("COMMIT")
+        defs = entity_defs(conn)
         rebuild = n >= 50_000 if rebuild_indexes is None else rebuild_indexes
         indexes = conn.execute(
             "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"
-            " AND tbl_name IN ('entities', 'entity_tags', 'events') ORDER BY rowid").fetchall()
+            " AND tbl_name IN ('entities', 'entity_tags', 'events', 'entity_field_values',"
+            " 'entity_external_ids') ORDER BY rowid").fetchall()
         if rebuild:
             for name, _ in indexes:
                 conn.execute(f'DROP INDEX "{name}"')
-        first_rowid = conn.execute("SELECT coalesce(max(rowid), 0) + 1 FROM entities"
+        first_rowid = conn.execute("SELECT coalesce(max(seq), 0) + 1 FROM entities"
                                    ).fetchone()[0]
         gen_s = ins_s = 0.0
         ents: list[Any] = []
@@ -253,8 +361,9 @@ def seed(db_file: Path, n: int, *, seed: int = 11, batch: int = 50_000,
         t0 = time.perf_counter()
         for offset, entity in enumerate(generate(n, seed=seed, step_us=step_us)):
             rowid = first_rowid + offset
+            entity = checked(defs, entity)
             ents.append(entity_row(rowid, entity))
-            index_rows(tx, rowid, entity)
+            index_rows(tx, rowid, entity, defs)
             events.append(event_row(entity))
             if len(ents) >= batch:
                 gen_s += time.perf_counter() - t0
@@ -279,7 +388,7 @@ def seed(db_file: Path, n: int, *, seed: int = 11, batch: int = 50_000,
     return SeedResult(inserted=n, total=total, seconds=time.perf_counter() - started,
                       generate_seconds=gen_s, insert_seconds=ins_s, index_seconds=idx_s,
                       checkpoint_seconds=ck_s, rebuilt_indexes=rebuild,
-                      schema_identical=before == after, db_bytes=size)
+                      schema_identical=before == after, db_bytes=size, defined_fields=defined)
 
 
 def check_fidelity(db_file: Path, entity_ids: list[str]) -> list[str]:
@@ -287,47 +396,64 @@ def check_fidelity(db_file: Path, entity_ids: list[str]) -> list[str]:
     problems = []
     conn = sqlite3.connect(db_file)
     conn.row_factory = sqlite3.Row
+    known = ("entities_fts", "entity_tags", "entity_tag_counts", "entity_field_values",
+             "entity_external_ids")
     try:
+        defs = entity_defs(conn)
         for eid in entity_ids:
-            row = conn.execute("SELECT seq AS rowid, * FROM entities WHERE entity_id = ?",
-                               (eid,)).fetchone()
-            entity = {k: row[k] for k in row.keys() if k != "rowid"}  # noqa: SIM118
-            for key in ("aliases", "tags", "fields", "plugin_data"):
+            row = conn.execute("SELECT * FROM entities WHERE entity_id = ?", (eid,)).fetchone()
+            entity = {k: row[k] for k in row.keys()}  # noqa: SIM118
+            for key in ("aliases", "tags", "fields", "plugin_data", "external_ids"):
                 entity[key] = msgspec.json.decode(entity[key])
             ev = conn.execute("SELECT type, created_at, data, correlation_id FROM events"
                               " WHERE type = 'entity.created' AND data LIKE ?",
                               (f'%"{eid}"%',)).fetchone()
             entity["correlation_id"] = ev["correlation_id"]
-            rowid = row["rowid"]
+            entity = checked(defs, entity)
+            rowid = row["seq"]
             tx = _RecordingTx()
-            index_rows(tx, rowid, entity)
-            want_fts = [r for sql, rows in tx.rows.items() if "entities_fts" in sql
-                        for r in rows]
-            want_tags = sorted(r for sql, rows in tx.rows.items()
-                               if "entity_tags " in sql for r in rows)
+            index_rows(tx, rowid, entity, defs)
+
+            def want(table: str, tx: _RecordingTx = tx) -> list[tuple[Any, ...]]:
+                return sorted(r for sql, rows in tx.rows.items()
+                              if f" {table} " in sql for r in rows)
+
             # entity_tag_counts holds totals over all entities: not comparable per entity
-            if set(tx.rows) - {sql for sql in tx.rows if "entities_fts" in sql
-                               or "entity_tags" in sql or "entity_tag_counts" in sql}:
+            unknown = [sql for sql in tx.rows if not any(f" {t} " in sql for t in known)]
+            if unknown:
                 problems.append(f"the store indexes into tables this check does not know: "
-                                f"{list(tx.rows)}")
-            got_e = tuple(conn.execute(
-                "SELECT seq, entity_id, display_name, aliases, tags, fields, plugin_data,"
-                " primary_thumbnail_asset_id, created_at, updated_at FROM entities"
-                " WHERE entity_id = ?", (eid,)).fetchone())
+                                f"{unknown}")
+            got_e = tuple(conn.execute(f"SELECT {ENTITY_COLUMNS} FROM entities"
+                                       " WHERE entity_id = ?", (eid,)).fetchone())
             got_fts = [tuple(r) for r in conn.execute(
                 "SELECT rowid, display_name, aliases, tags, fields FROM entities_fts"
                 " WHERE rowid = ?", (rowid,))]
             got_tags = sorted(tuple(r) for r in conn.execute(
                 "SELECT entity_id, tag FROM entity_tags WHERE entity_id = ?", (eid,)))
+            got_values = sorted(tuple(r) for r in conn.execute(
+                "SELECT field_key, entity_id, value FROM entity_field_values"
+                " WHERE entity_id = ?", (eid,)))
+            got_ext = sorted(tuple(r) for r in conn.execute(
+                "SELECT entity_id, namespace, value, live FROM entity_external_ids"
+                " WHERE entity_id = ?", (eid,)))
             # the event's timestamp is taken a moment after the entity's
             got_ev = (ev["type"], entity["created_at"], ev["data"], ev["correlation_id"])
-            for what, got, want in (("entities", got_e, entity_row(rowid, entity)),
-                                    ("entities_fts", got_fts, want_fts),
-                                    ("entity_tags", got_tags, want_tags),
-                                    ("events", got_ev, event_row(entity))):
-                if got != want:
+            for what, got, wanted in (
+                    ("entities", got_e, (*entity_row(rowid, entity), 1)),
+                    ("entities_fts", got_fts, want("entities_fts")),
+                    ("entity_tags", got_tags, want("entity_tags")),
+                    ("entity_field_values", got_values, want("entity_field_values")),
+                    ("entity_external_ids", got_ext,
+                     [(*r, 1) for r in want("entity_external_ids")]),
+                    ("events", got_ev, event_row(entity))):
+                if got != wanted:
                     problems.append(f"{what} row of {eid}: API wrote {got!r}, "
-                                    f"seeder writes {want!r}")
+                                    f"seeder writes {wanted!r}")
+        live, counted = conn.execute(
+            "SELECT (SELECT n FROM entity_counts WHERE deleted = 0),"
+            " (SELECT count(*) FROM entities WHERE deleted_at IS NULL)").fetchone()
+        if live != counted:
+            problems.append(f"entity_counts says {live} live entities; there are {counted}")
     finally:
         conn.close()
     return problems
