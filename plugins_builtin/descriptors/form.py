@@ -104,7 +104,7 @@ def form_values(descriptor: dict[str, Any], kind: str) -> dict[str, Any]:
 
 def posted_values(form: Any, kind: str) -> dict[str, Any]:
     """The form as typed, to show it again next to its errors."""
-    values = {name: str(form.get(name) or "") for name in FIELDS}
+    values: dict[str, Any] = {name: str(form.get(name) or "") for name in FIELDS}
     if kind == "bool":
         values["value"] = "value" in form
     elif kind == "multi_enum":
