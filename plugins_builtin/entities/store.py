@@ -200,7 +200,7 @@ class EntityStore:
         conds: list[str] = []
         params: list[Any] = []
         if match is not None:
-            conds.append(_SEARCH)
+            conds.append(await self._search_condition(match, sort_by))
             params.append(match)
         if deleted != "include":
             conds.append(f"e.deleted_at IS {'' if deleted == 'exclude' else 'NOT '}NULL")
@@ -249,6 +249,24 @@ class EntityStore:
         if include_total:
             total = await self._total(conds, params, deleted)
         return ListResult([_row_to_dict(r) for r in rows], next_cursor, total)
+
+    async def _search_condition(self, match: str, sort_by: str) -> str:
+        """The full-text condition, shaped by how many entities match when the page is
+        sorted by something other than creation order.
+
+        A few matches drive the query (look them up, sort them).  Many are collected once
+        and the sort index is walked, each row checked against them (the ``+`` keeps SQLite
+        from driving the query by the matches): "ma" at 1M entities matches 240,000, and
+        looking each of them up to sort them takes 0.2-0.9 s instead of 35 ms.
+        """
+        if sort_by == "created_at":
+            return _SEARCH  # the full-text index yields creation order itself
+        newest = (await self.db.fetchone("SELECT max(seq) AS n FROM entities"))["n"] or 0
+        common = common_threshold(newest)
+        row = await self.db.fetchone(
+            "SELECT count(*) AS n FROM (SELECT 1 FROM entities_fts WHERE entities_fts MATCH ?"
+            " LIMIT ?)", (match, common + 1))
+        return "+" + _SEARCH if row["n"] > common else _SEARCH
 
     async def _total(self, conds: list[str], params: list[Any], deleted: str) -> int:
         """How many rows ``conds`` select; without a filter, the count the triggers keep

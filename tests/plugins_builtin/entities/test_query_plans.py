@@ -78,3 +78,22 @@ async def test_tag_suggestions_count_live_entities(client, app):
     r = await client.patch(f"/v1/entities/{a[1]['entity_id']}", json={"tags": ["delta"]})
     assert r.status_code == 404
     assert dict(await store.all_tags()) == {"alpha": 2, "beta": 3}
+
+
+@pytest.mark.parametrize("order", ["asc", "desc"])
+@pytest.mark.parametrize("sort_by", ["updated_at", "display_name"])
+async def test_a_broad_search_sorted_otherwise_pages_through_every_match(client, sort_by,
+                                                                        order):
+    # 230 matches exceed the "common" bound (at least 200): the sort index is walked and
+    # each row checked against the matches; "zebra" (10 matches) drives its own lookup
+    for i in range(250):
+        await create(client, f"Match {i % 37}" + (" zebra" if i % 25 == 0 else "")
+                     if i % 12 else f"Nope {i}")
+    params = {"sort_by": sort_by, "sort_order": order}
+    everyone = await walk(client, params)
+    names = {e["entity_id"]: e["display_name"] for e in
+             (await client.get("/v1/entities", params={"limit": 500})).json()["items"]}
+    for q, word in (("mat", "Match"), ("zebr", "zebra")):
+        found = await walk(client, {**params, "q": q})
+        assert found == [eid for eid in everyone if word in names[eid]]
+    assert len(await walk(client, {**params, "q": "mat"})) > 200
