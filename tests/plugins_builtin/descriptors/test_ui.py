@@ -77,6 +77,14 @@ async def test_tab_groups_values_by_key_with_current_and_history(ui, client, ent
     assert "<html" not in fragment and 'id="descriptors"' in fragment
 
 
+async def test_the_tab_follows_overview_on_the_entity_page(ui, entity_id):
+    html = await page(ui, f"/ui/entities/{entity_id}")
+    tab_ids = [t.attrs["data-tab"] for t in tags(html, "a", role="tab")]
+    assert tab_ids[:2] == ["overview", "descriptors"]
+    link = tags(html, "a", data_tab="descriptors")[0]
+    assert link.attrs["href"] == link.attrs["hx-get"] == tab(entity_id)
+
+
 async def test_empty_tab_invites_to_add(ui, entity_id):
     html = await page(ui, tab(entity_id))
     assert 'id="descriptors-empty"' in html
