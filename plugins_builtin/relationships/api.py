@@ -76,8 +76,7 @@ class ListQuery(msgspec.Struct, kw_only=True):
     cursor: str | None = None
     #: only relationships of this (stored) type, in either direction
     type: str | None = None
-    #: false: ``other_display_name`` is null (one read per item fewer: a 500-item page is
-    #: several times faster)
+    #: false: ``other_display_name`` is null (a read of the other ends fewer)
     names: bool = True
 
 
