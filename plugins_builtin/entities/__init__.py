@@ -12,10 +12,11 @@ from ff_plugin_sdk import (
     Migration,
     NavEntry,
     Scope,
+    StaticDir,
     UIPage,
     hookimpl,
 )
-from plugins_builtin.entities import api, bulk, field_api, ui
+from plugins_builtin.entities import api, bulk, field_api, field_ui, ui
 from plugins_builtin.entities.field_defs import FieldDefs
 from plugins_builtin.entities.schema import MIGRATIONS
 from plugins_builtin.entities.store import EntityStore
@@ -65,12 +66,19 @@ def faceforge_ui_templates() -> list[Path]:
 
 @hookimpl
 def faceforge_ui_nav(kernel: Kernel) -> list[NavEntry]:
-    return [NavEntry(label="Entities", href="/ui/entities", order=10)]
+    return [NavEntry(label="Entities", href="/ui/entities", order=10),
+            NavEntry(label="Fields", href="/ui/admin/fields", order=60)]
 
 
 @hookimpl
 def faceforge_ui_pages(kernel: Kernel) -> list[UIPage]:
-    return ui.pages(kernel, store_for(kernel))
+    store = store_for(kernel)
+    return ui.pages(kernel, store) + field_ui.pages(kernel, store.fields)
+
+
+@hookimpl
+def faceforge_static_dirs() -> list[StaticDir]:
+    return [StaticDir(name="entities", path=Path(__file__).parent / "static")]
 
 
 @hookimpl

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from typing import Any
 from urllib.parse import urlencode
 
@@ -12,6 +13,7 @@ from starlette.responses import Response
 
 from ff_plugin_sdk import (
     BadRequest,
+    Conflict,
     EntityTab,
     Kernel,
     NotFound,
@@ -21,8 +23,10 @@ from ff_plugin_sdk import (
 )
 from ff_plugin_sdk.conditional import parse_version
 from ff_plugin_sdk.jsontext import NotJson, parse_json
+from plugins_builtin.entities import field_form, field_search
 from plugins_builtin.entities.api import EntityCreate, check_id, normalize
-from plugins_builtin.entities.store import SORTS, EntityStore
+from plugins_builtin.entities.field_filters import parse_field_filters
+from plugins_builtin.entities.store import SORTS, EntityStore, ListResult
 
 SORT_CHOICES = [
     ("created_at:desc", "Newest first"), ("created_at:asc", "Oldest first"),
@@ -30,7 +34,7 @@ SORT_CHOICES = [
     ("display_name:desc", "Name Z–A"),
 ]
 PAGE_SIZE = 48
-FORM_FIELDS = ("display_name", "aliases", "tags", "fields")
+FORM_FIELDS = ("display_name", "aliases", "tags", "fields", "external_ids")
 #: a textarea's line breaks (browsers send CRLF); not str.splitlines, which also splits
 #: at U+2028, form feeds... that a field value may hold
 _NEWLINE = re.compile(r"\r\n|\r|\n")
@@ -102,17 +106,38 @@ def _split_key(line: str) -> tuple[str, str, str]:
     return line.partition(":")
 
 
-def form_to_entity(form: Any) -> tuple[dict[str, Any], dict[str, str]]:
-    """Form fields -> (entity data, {field: message}); validated like the API's body."""
+def parse_external_ids(text: str) -> tuple[dict[str, str], str | None]:
+    """``namespace: value`` lines -> {namespace: value}."""
+    ids: dict[str, str] = {}
+    for number, line in enumerate(_NEWLINE.split(text), 1):
+        if not line.strip():
+            continue
+        namespace, sep, value = line.partition(":")
+        if not (sep and namespace.strip() and value.strip()):
+            return ids, f"line {number}: write each id as 'namespace: value'"
+        ids[namespace.strip()] = value.strip()
+    return ids, None
+
+
+def form_to_entity(form: Any, typed: Collection[str] = ()
+                   ) -> tuple[dict[str, Any], dict[str, str]]:
+    """Form fields -> (entity data, {field: message}); validated like the API's body.
+    ``typed``: the defined keys the form has inputs for (not written in the textarea)."""
     errors: dict[str, str] = {}
     fields, fields_error = parse_fields(str(form.get("fields") or ""))
     if fields_error:
         errors["fields"] = fields_error
+    elif twice := [k for k in fields if k in typed]:
+        errors["fields"] = f"{twice[0]!r} has its own input above; change it there"
+    external_ids, ids_error = parse_external_ids(str(form.get("external_ids") or ""))
+    if ids_error:
+        errors["external_ids"] = ids_error
     data = {
         "display_name": str(form.get("display_name") or ""),
         "aliases": split_list(str(form.get("aliases") or "")),
         "tags": split_list(str(form.get("tags") or "")),
         "fields": fields,
+        "external_ids": external_ids,
     }
     try:
         normalize(data)
@@ -121,16 +146,46 @@ def form_to_entity(form: Any) -> tuple[dict[str, Any], dict[str, str]]:
         errors["display_name"] = "A name is required."
     except msgspec.ValidationError as exc:
         text = str(exc)
-        field = next((f for f in ("display_name", "aliases", "tags", "fields") if f in text),
-                     "display_name")
+        field = next((f for f in ("display_name", "aliases", "tags", "external_ids", "fields")
+                      if f in text), "display_name")
         errors.setdefault(field, text.split(" - at ")[0])
     return data, errors
 
 
-def form_values(entity: dict[str, Any]) -> dict[str, Any]:
-    """An entity as the edit form shows it."""
+def form_values(entity: dict[str, Any], defined: Collection[str] = ()) -> dict[str, Any]:
+    """An entity as the edit form shows it (``defined`` keys have inputs of their own)."""
     return {"display_name": entity["display_name"], "aliases": ", ".join(entity["aliases"]),
-            "tags": ", ".join(entity["tags"]), "fields": format_fields(entity["fields"])}
+            "tags": ", ".join(entity["tags"]),
+            "fields": format_fields({k: v for k, v in entity["fields"].items()
+                                     if k not in defined}),
+            "external_ids": "\n".join(f"{k}: {v}" for k, v in
+                                      entity.get("external_ids", {}).items())}
+
+
+def changed_keys(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """A merge patch turning ``old`` into ``new`` (None removes a key)."""
+    enc = msgspec.json.encode
+    patch: dict[str, Any] = {k: v for k, v in new.items()
+                             if k not in old or enc(old[k]) != enc(v)}
+    patch.update((k, None) for k in old if k not in new)
+    return patch
+
+
+def store_errors(exc: ValidationFailed | Conflict, typed: Collection[str]) -> dict[str, str]:
+    """A refused write's details as messages next to the inputs they concern."""
+    errors: dict[str, str] = {}
+    for detail in exc.details:
+        path = str(detail.get("path", "")) if isinstance(detail, dict) else ""
+        message = detail.get("message") if isinstance(detail, dict) else None
+        if path.startswith("$.fields."):
+            key = path.removeprefix("$.fields.")
+            errors.setdefault(field_form.name_of(key) if key in typed else "fields",
+                              message if key in typed else f"{key}: {message}")
+        elif path.startswith("$.external_ids"):
+            errors.setdefault("external_ids", exc.message)
+        else:
+            errors.setdefault("form", exc.message)
+    return errors or {"form": exc.message}
 
 
 def overview_renderer(kernel: Kernel) -> Any:
@@ -156,49 +211,87 @@ def pages(kernel: Kernel, store: EntityStore) -> list[UIPage]:
         view = "gallery" if params.get("view") == "gallery" else "list"
         state = "deleted" if params.get("state") == "deleted" else "active"
         cursor = params.get("cursor") or None
-        filtered = bool(q.strip() or tags or state == "deleted")
+        defs = {d["field_key"]: d for d in store.fields.definitions("entity")}
+        search = field_search.read(params.multi_items(), defs)
+        filtered = bool(q.strip() or tags or state == "deleted" or search.params)
+        filter_error = None
         try:
-            result = await store.list(
-                limit=PAGE_SIZE, cursor=cursor, sort_by=sort_by, sort_order=order, q=q,
-                tags=tags, deleted="only" if state == "deleted" else "exclude",
-                include_total=filtered and not cursor)
-        except BadRequest as exc:  # a stale cursor (the sort changed): start over
-            if exc.code != "invalid_cursor":
+            field_filters = parse_field_filters(search.params)
+            try:
+                result = await store.list(
+                    limit=PAGE_SIZE, cursor=cursor, sort_by=sort_by, sort_order=order, q=q,
+                    tags=tags, deleted="only" if state == "deleted" else "exclude",
+                    include_total=filtered and not cursor, field_filters=field_filters)
+            except BadRequest as exc:  # a stale cursor (the sort changed): start over
+                if exc.code != "invalid_cursor":
+                    raise
+                result = await store.list(
+                    limit=PAGE_SIZE, sort_by=sort_by, sort_order=order, q=q, tags=tags,
+                    deleted="only" if state == "deleted" else "exclude",
+                    field_filters=field_filters)
+                cursor = None
+        except ValidationFailed as exc:  # a field filter that names no field, or a bad value
+            if not all(str(d.get("path", "")).startswith("query.field") for d in exc.details):
                 raise
-            result = await store.list(limit=PAGE_SIZE, sort_by=sort_by, sort_order=order,
-                                      q=q, tags=tags,
-                                      deleted="only" if state == "deleted" else "exclude")
-            cursor = None
+            filter_error = exc.message.removeprefix("field.")
+            result = ListResult([], None, None)
 
         def link(**change: Any) -> str:
             query = {"q": q, "tag": ",".join(tags), "sort": sort, "view": view,
                      "state": state} | change
-            return "/ui/entities?" + urlencode({k: v for k, v in query.items() if v})
+            fields = query.pop("fields", search.params)
+            pairs = [(k, v) for k, v in query.items() if v] + list(fields)
+            return "/ui/entities?" + urlencode(pairs)
 
+        # a form sent without JavaScript named the row's inputs: the address bar gets the
+        # field.* parameters the page's links use
+        headers = ({"HX-Replace-Url": link(cursor=cursor)}
+                   if search.from_row and "hx-request" in request.headers else None)
         return render(request, "entities/list.html", {
             "items": result.rows, "next_cursor": result.next_cursor, "total": result.total,
             "q": q, "tags": tags, "sort": sort, "sorts": SORT_CHOICES, "view": view,
             "state": state, "cursor": cursor, "link": link,
             "top_tags": await store.all_tags(30), "notice": params.get("notice"),
-        }, block="results")
+            "defs": defs, "search": search, "chips": search.chips(defs),
+            "filter_error": filter_error, "row_defn": defs.get(search.row["filter_field"]),
+            "input_type": field_search.input_type, "ranged": field_search.ranged,
+        }, block="results", headers=headers, status=422 if filter_error else 200)
 
     def form_page(request: Request, entity: dict[str, Any] | None, values: dict[str, Any],
-                  errors: dict[str, str] | None = None) -> Response:
-        """The create/edit form; with errors, a 422 whose htmx fragment is the form block."""
+                  errors: dict[str, str] | None = None, form: Any = None,
+                  status: int | None = None, conflict: dict[str, str] | None = None
+                  ) -> Response:
+        """The create/edit form; with errors, a 422 whose htmx fragment is the form block.
+        ``form``: what was posted, shown again in the typed inputs."""
+        errors = errors or {}
+        stored = entity["fields"] if entity else {}
+        inputs = field_form.inputs(store.fields.definitions("entity"), stored, form, errors)
         return render(request, "entities/form.html",
-                      {"entity": entity, "values": values, "errors": errors or {},
-                       "conflict": None}, block="form", status=422 if errors else 200)
+                      {"entity": entity, "values": values, "errors": errors,
+                       "conflict": conflict, "inputs": inputs},
+                      block="form", status=status or (422 if errors else 200))
+
+    def defined() -> dict[str, dict[str, Any]]:
+        return {d["field_key"]: d for d in store.fields.definitions("entity")}
 
     async def new_form(request: Request) -> Response:
         return form_page(request, None, dict.fromkeys(FORM_FIELDS, ""))
 
     async def create(request: Request) -> Response:
         form = await request.form()
-        data, errors = form_to_entity(form)
+        typed, keys, typed_errors = field_form.read(defined(), form, None)
+        data, errors = form_to_entity(form, keys)
+        errors |= typed_errors
         if errors:
-            return form_page(request, None, dict(form), errors)
-        entity = await store.create({**data, "plugin_data": {},
-                                     "primary_thumbnail_asset_id": None})
+            return form_page(request, None, dict(form), errors, form)
+        data["fields"] |= typed
+        try:
+            entity = await store.create({**data, "plugin_data": {},
+                                         "primary_thumbnail_asset_id": None})
+        except (ValidationFailed, Conflict) as exc:
+            if isinstance(exc, Conflict) and exc.code != "external_id_taken":
+                raise
+            return form_page(request, None, dict(form), store_errors(exc, keys), form)
         return kernel.templates.redirect(request,
                                          f"/ui/entities/{entity['entity_id']}?notice=created")
 
@@ -218,31 +311,40 @@ def pages(kernel: Kernel, store: EntityStore) -> list[UIPage]:
 
     async def edit_form(request: Request) -> Response:
         entity = await store.get(check_id(request.path_params["entity_id"]))
-        return form_page(request, entity, form_values(entity))
+        return form_page(request, entity, form_values(entity, defined()))
 
     async def edit(request: Request) -> Response:
         entity_id = check_id(request.path_params["entity_id"])
         form = await request.form()
-        data, errors = form_to_entity(form)
         opened = str(form.get("version") or "")
+        entity = await store.get(entity_id)
+        if "version" in form:
+            # the values shown are those read at the opened version: saving them once
+            # fixed must still notice a change made meanwhile
+            entity = {**entity, "version": opened}
+        typed, keys, typed_errors = field_form.read(defined(), form, entity["fields"])
+        data, errors = form_to_entity(form, keys)
+        errors |= typed_errors
         if errors:
-            entity = await store.get(entity_id)
-            if "version" in form:
-                # the values shown are still those read at the opened version: saving them
-                # once fixed must still notice a change made meanwhile
-                entity = {**entity, "version": opened}
-            return form_page(request, entity, dict(form), errors)
+            return form_page(request, entity, dict(form), errors, form)
+        # only what changed is sent: a value stored before a later rule stays as it was
+        free_before = {k: v for k, v in entity["fields"].items() if k not in keys}
+        merges = {"fields": changed_keys(free_before, data.pop("fields")) | typed,
+                  "external_ids": changed_keys(entity["external_ids"],
+                                               data.pop("external_ids"))}
         version = parse_version(opened)
         try:
-            await store.update(entity_id, data, {},
+            await store.update(entity_id, data, {k: v for k, v in merges.items() if v},
                                if_match=None if version is None else {version})
         except PreconditionFailed:
             # someone saved since this form was opened: show theirs, keep ours to copy
             current = await store.get(entity_id)
-            return render(request, "entities/form.html", {
-                "entity": current, "values": form_values(current), "errors": {},
-                "conflict": {k: str(form.get(k) or "") for k in FORM_FIELDS},
-            }, block="form", status=409)
+            return form_page(request, current, form_values(current, defined()), {}, None,
+                             409, {k: str(form.get(k) or "") for k in FORM_FIELDS})
+        except (ValidationFailed, Conflict) as exc:
+            if isinstance(exc, Conflict) and exc.code != "external_id_taken":
+                raise
+            return form_page(request, entity, dict(form), store_errors(exc, keys), form)
         return kernel.templates.redirect(request, f"/ui/entities/{entity_id}?notice=saved")
 
     async def delete_form(request: Request) -> Response:
