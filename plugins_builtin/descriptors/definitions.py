@@ -2,13 +2,11 @@
 service (admin-declared keys: type, label, rules).
 
 Without that service (the entities plugin disabled, or an older one) every key is free: values
-are taken as they come.  The service's methods may be plain or ``async``; both are awaited
-the same way here, so this plugin does not depend on which.
+are taken as they come.
 """
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 from ff_plugin_sdk import Kernel
@@ -16,10 +14,6 @@ from ff_plugin_sdk import Kernel
 SERVICE = "entities.fields"
 #: the field-definition scope that governs descriptors
 SCOPE = "descriptor"
-
-
-async def _resolved(result: Any) -> Any:
-    return await result if inspect.isawaitable(result) else result
 
 
 class Definitions:
@@ -36,18 +30,18 @@ class Definitions:
         service = self._service()
         if service is None:
             return value
-        return await _resolved(service.check_value(SCOPE, key, value, path=path))
+        return service.check_value(SCOPE, key, value, path=path)
 
     async def get(self, key: str) -> dict[str, Any] | None:
         """The key's definition (``field_type``, ``label``, ``options``...), or None."""
         service = self._service()
         if service is None:
             return None
-        return await _resolved(service.definition(SCOPE, key))
+        return service.definition(SCOPE, key)
 
     async def all(self) -> list[dict[str, Any]]:
         """Every live descriptor-scope definition."""
         service = self._service()
         if service is None:
             return []
-        return list(await _resolved(service.definitions(SCOPE)) or [])
+        return list(service.definitions(SCOPE))

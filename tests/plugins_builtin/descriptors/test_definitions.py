@@ -1,15 +1,9 @@
-"""Descriptor values checked by descriptor-scope field definitions: through the entities
-plugin's admin API (``/v1/admin/field-defs``) and, for how this plugin uses the
-``entities.fields`` service, a stand-in for it."""
+"""Descriptor values checked by descriptor-scope field definitions (the entities plugin's,
+defined through ``/v1/admin/field-defs``)."""
 
 from __future__ import annotations
 
-import re
-from typing import Any
-
-from ff_plugin_sdk import ValidationFailed, hookimpl
-from tests.conftest import running
-from tests.plugins_builtin.descriptors.conftest import add, define, listed, new_entity
+from tests.plugins_builtin.descriptors.conftest import add, define, listed
 from tests.plugins_builtin.entities.test_api import error_of
 
 
@@ -66,65 +60,20 @@ async def test_a_patched_value_is_checked_again_but_an_old_one_is_not(client, en
     assert r.status_code == 200 and r.json()["value"] == "+1 555"
 
 
-# -- how the service is used (a stand-in for entities.fields) ----------------------------
+# -- values come back in their typed form --------------------------------------------------
 
-class StandInFields:
-    """``entities.fields`` as the entities plugin publishes it, for the ``born`` key:
-    normalizes ``DD/MM/YYYY`` to ``YYYY-MM-DD``; async, as the real one may be."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, str, Any, str]] = []
-
-    async def check_value(self, scope: str, key: str, value: Any, *, path: str) -> Any:
-        self.calls.append((scope, key, value, path))
-        if scope != "descriptor" or key != "born":
-            return value
-        match = re.fullmatch(r"(\d\d)/(\d\d)/(\d{4})", str(value))
-        if match:
-            return f"{match[3]}-{match[2]}-{match[1]}"
-        if re.fullmatch(r"\d{4}-\d\d-\d\d", str(value)):
-            return value
-        raise ValidationFailed(f"{path}: expected a date",
-                               details=[{"path": path, "message": "expected a date",
-                                         "rule": "field_type"}])
-
-    def definition(self, scope: str, key: str) -> dict[str, Any] | None:
-        return next((d for d in self.definitions(scope) if d["field_key"] == key), None)
-
-    def definitions(self, scope: str) -> list[dict[str, Any]]:
-        return [{"field_key": "born", "scope": "descriptor", "field_type": "date",
-                 "label": "Date of birth", "help": "", "required": False, "regex": None,
-                 "min": None, "max": None, "options": None}]
-
-
-class StandInPlugin:
-    def __init__(self) -> None:
-        self.fields = StandInFields()
-
-    @hookimpl
-    def faceforge_ready(self, kernel: Any) -> None:
-        # after every plugin started: this one replaces the real service, if it is there
-        kernel.services["entities.fields"] = self.fields
-
-
-async def test_values_are_checked_and_normalized_by_the_service(make_app, settings):
-    plugin = StandInPlugin()
-    async with running(make_app(extra_plugins=[("standin", plugin)]),
-                       settings.install_token) as client:
-        entity_id = await new_entity(client)
-        d = await add(client, entity_id, "born", "10/12/1815")
-        assert d["value"] == "1815-12-10"
-        assert plugin.fields.calls == [("descriptor", "born", "10/12/1815", "$.value")]
-        r = await client.post(url(entity_id), json={"key": "born", "value": "soon"})
-        err = error_of(r, 422)
-        assert err["details"] == [{"path": "$.value", "message": "expected a date",
-                                   "rule": "field_type"}]
-        one = f"/v1/descriptors/{d['descriptor_id']}"
-        r = await client.patch(one, json={"value": "01/01/1816"})
-        assert r.json()["value"] == "1816-01-01"
-        calls = len(plugin.fields.calls)
-        await client.patch(one, json={"notes": "from the parish register"})
-        assert len(plugin.fields.calls) == calls  # an unchanged value is not checked again
-        assert (await add(client, entity_id, "motto", "Hic sunt"))["value"] == "Hic sunt"
-        assert [d["value"] for d in await listed(client, entity_id)] == [
-            "1816-01-01", "Hic sunt"]
+async def test_values_are_stored_as_their_definition_normalizes_them(client, entity_id):
+    await define(client, "seen", "datetime")
+    d = await add(client, entity_id, "seen", "1815-12-10T10:00:00+01:00")
+    assert d["value"] == "1815-12-10T09:00:00Z"
+    one = f"/v1/descriptors/{d['descriptor_id']}"
+    r = await client.patch(one, json={"value": "1816-01-01T00:00:00Z"})
+    assert r.json()["value"] == "1816-01-01T00:00:00Z"
+    err = error_of(await client.post(url(entity_id), json={"key": "seen", "value": "soon"}),
+                   422)
+    assert err["details"][0] == {"path": "$.value", "rule": "type",
+                                 "message": err["details"][0]["message"]}
+    # a key without a descriptor-scope definition is taken as it comes
+    assert (await add(client, entity_id, "motto", "Hic sunt"))["value"] == "Hic sunt"
+    assert [x["value"] for x in await listed(client, entity_id)] == [
+        "Hic sunt", "1816-01-01T00:00:00Z"]
