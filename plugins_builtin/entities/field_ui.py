@@ -35,7 +35,7 @@ _AT = re.compile(r" - at `\$\.?([A-Za-z_]*)[^`]*`$")
 
 
 def rules_summary(defn: dict[str, Any]) -> str:
-    """"required, 1–10 characters, matches ^[A-Z]" — a definition's rules in one line."""
+    """A definition's rules in one line: ``required; 1-10 characters; matches ^[A-Z]``."""
     parts = ["required"] if defn["required"] else []
     low, high = defn.get("min"), defn.get("max")
     if low is not None or high is not None:
