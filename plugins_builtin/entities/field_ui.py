@@ -93,8 +93,9 @@ def refusal_errors(exc: ValidationFailed | Conflict) -> dict[str, str]:
     errors: dict[str, str] = {}
     for detail in exc.details:
         path = str(detail.get("path", "")).removeprefix("$.")
-        errors.setdefault(path if path in FORM or path == "required" else "form",
-                          str(detail.get("message") or exc.message))
+        # shown at its input: "regex: not a valid..." needs no "regex: "
+        message = str(detail.get("message") or exc.message).removeprefix(f"{path}: ")
+        errors.setdefault(path if path in FORM or path == "required" else "form", message)
     return errors or {"form": exc.message}
 
 
