@@ -246,7 +246,8 @@ def pages(kernel: Kernel, store: EntityStore) -> list[UIPage]:
         # a form sent without JavaScript named the row's inputs: the address bar gets the
         # field.* parameters the page's links use
         headers = ({"HX-Replace-Url": link(cursor=cursor)}
-                   if search.from_row and "hx-request" in request.headers else None)
+                   if any(name in params for name in field_search.ROW)
+                   and "hx-request" in request.headers else None)
         return render(request, "entities/list.html", {
             "items": result.rows, "next_cursor": result.next_cursor, "total": result.total,
             "q": q, "tags": tags, "sort": sort, "sorts": SORT_CHOICES, "view": view,
@@ -322,7 +323,8 @@ def pages(kernel: Kernel, store: EntityStore) -> list[UIPage]:
             # the values shown are those read at the opened version: saving them once
             # fixed must still notice a change made meanwhile
             entity = {**entity, "version": opened}
-        typed, keys, typed_errors = field_form.read(defined(), form, entity["fields"])
+        defs = defined()
+        typed, keys, typed_errors = field_form.read(defs, form, entity["fields"])
         data, errors = form_to_entity(form, keys)
         errors |= typed_errors
         if errors:
@@ -339,8 +341,10 @@ def pages(kernel: Kernel, store: EntityStore) -> list[UIPage]:
         except PreconditionFailed:
             # someone saved since this form was opened: show theirs, keep ours to copy
             current = await store.get(entity_id)
-            return form_page(request, current, form_values(current, defined()), {}, None,
-                             409, {k: str(form.get(k) or "") for k in FORM_FIELDS})
+            typed_text = {defs[k]["label"]: ", ".join(map(str, form.getlist(
+                field_form.name_of(k)))) for k in keys}
+            return form_page(request, current, form_values(current, defs), {}, None, 409,
+                             {k: str(form.get(k) or "") for k in FORM_FIELDS} | typed_text)
         except (ValidationFailed, Conflict) as exc:
             if isinstance(exc, Conflict) and exc.code != "external_id_taken":
                 raise

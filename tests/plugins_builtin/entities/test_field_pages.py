@@ -636,3 +636,28 @@ async def test_a_bad_field_filter_is_a_message_not_a_500(ui, query, words):
                           html, re.S)
     assert words in unescape(alert)
     assert "<main" in html and names(html) == []
+
+
+async def test_a_stale_edit_keeps_what_was_typed_in_the_typed_inputs(ui, client):
+    await define(client, "height", "int", label="Height")
+    ada = await create(client, "Ada", fields={"height": 160})
+    url = f"/ui/entities/{ada['entity_id']}/edit"
+    html = await page(ui, url)
+    r = await client.patch(f"/v1/entities/{ada['entity_id']}", json={"fields": {"height": 165}})
+    assert r.status_code == 200
+    r = await submit(ui, url, html, 409, f__height="170")
+    typed = dict(re.findall(r"<dt>([^<]*)</dt><dd><pre>(.*?)</pre></dd>", r.text, re.S))
+    assert typed["Height"] == "170"
+    assert field_input(r.text, "height").attrs["value"] == "165"  # theirs, to start over
+    assert (await entity(client, ada["entity_id"]))["fields"] == {"height": 165}
+
+
+@pytest.mark.usefixtures("people")
+async def test_choosing_a_field_without_a_value_filters_nothing(ui):
+    r = await ui.client.get("/ui/entities", params={"filter_field": "born", "filter_value": "",
+                                                    "filter_from": "", "filter_to": ""},
+                            headers={"HX-Request": "true"})
+    assert r.status_code == 200
+    assert names(r.text) == ["Ada", "Alan", "Grace"]
+    assert r.headers["HX-Replace-Url"] == ("/ui/entities?sort=created_at%3Adesc&view=list"
+                                           "&state=active")
