@@ -84,11 +84,11 @@ def bound_value(ftype: str, raw: Any) -> Any:
     if ftype in TEXT_TYPES or ftype == "multi_enum":
         what = "a number of choices" if ftype == "multi_enum" else "a length"
         if type(raw) is not int or raw < 0:
-            raise BadValue(f"for a {ftype} field this is {what}: a whole number >= 0")
+            raise BadValue(f"for {ftype} fields this is {what}: a whole number >= 0")
         return raw
     if ftype in ("int", "float"):
         if isinstance(raw, bool) or not isinstance(raw, int | float) or not math.isfinite(raw):
-            raise BadValue(f"for a {ftype} field this is a number")
+            raise BadValue(f"for {ftype} fields this is a number")
         if ftype == "int" and type(raw) is not int:
             raise BadValue("for an int field this is a whole number")
         return raw
