@@ -20,20 +20,11 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 import msgspec
-from msgspec import UNSET, Meta, UnsetType
+from msgspec import UNSET, Meta
 
 from ff_plugin_sdk import ApiRoute, Conflict, FaceForgeError, NotFound, ValidationFailed, WriteTx
 from ff_plugin_sdk.errors import validation_error
-from plugins_builtin.entities.api import (
-    EntityId,
-    ExternalValue,
-    FieldKey,
-    Label,
-    Name,
-    Namespace,
-    PluginKey,
-    normalize,
-)
+from plugins_builtin.entities.api import EntityId, EntityPatch, normalize
 from plugins_builtin.entities.field_defs import live_defs
 from plugins_builtin.entities.store import (
     COLUMNS,
@@ -48,15 +39,10 @@ MAX_BODY_BYTES = 64 * 1024 * 1024
 Status = Literal["created", "updated", "unchanged", "error"]
 
 
-class UpsertItem(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+class UpsertItem(EntityPatch, kw_only=True, forbid_unknown_fields=True):
+    """An entity's keys, as a patch gives them, and optionally the entity's id."""
+
     entity_id: EntityId | None = None
-    display_name: Name | UnsetType = UNSET
-    aliases: Annotated[list[Label], Meta(max_length=100)] | UnsetType = UNSET
-    tags: Annotated[list[Label], Meta(max_length=100)] | UnsetType = UNSET
-    fields: dict[FieldKey, Any] | UnsetType = UNSET
-    external_ids: dict[Namespace, ExternalValue | None] | UnsetType = UNSET
-    plugin_data: dict[PluginKey, dict[str, Any] | None] | UnsetType = UNSET
-    primary_thumbnail_asset_id: EntityId | UnsetType | None = UNSET
 
 
 class BulkUpsert(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
