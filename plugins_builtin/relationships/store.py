@@ -239,11 +239,7 @@ class RelationshipStore:
             raise not_found(relationship_id)
 
         def update(tx: WriteTx) -> dict[str, Any]:
-            found = tx.fetchone(f"SELECT {_COLUMNS} FROM relationships WHERE"
-                                " relationship_id = ? AND deleted_at IS NULL AND hidden = 0",
-                                (relationship_id,))
-            if found is None:
-                raise not_found(relationship_id)
+            found = _visible(tx, relationship_id)
             rel = _row(found)
             changed = [k for k, v in changes.items() if rel[k] != v]
             rel.update(changes)
@@ -286,11 +282,7 @@ class RelationshipStore:
             raise not_found(relationship_id)
 
         def delete(tx: WriteTx) -> dict[str, Any]:
-            found = tx.fetchone(f"SELECT {_COLUMNS} FROM relationships WHERE"
-                                " relationship_id = ? AND deleted_at IS NULL AND hidden = 0",
-                                (relationship_id,))
-            if found is None:
-                raise not_found(relationship_id)
+            found = _visible(tx, relationship_id)
             now = self.kernel.now()
             tx.execute("UPDATE relationships SET deleted_at = ?, updated_at = ?"
                        " WHERE relationship_id = ?", (now, now, relationship_id))
@@ -431,3 +423,12 @@ def _decode_type_cursor(cursor: str) -> tuple[int, str]:
             or not isinstance(name, str):
         raise BadRequest("cursor is not one this server issued", code="invalid_cursor")
     return used, name
+
+
+def _visible(tx: WriteTx, relationship_id: str) -> Any:
+    """The row of a relationship that is neither deleted nor hidden; else 404."""
+    found = tx.fetchone(f"SELECT {_COLUMNS} FROM relationships WHERE relationship_id = ?"
+                        " AND deleted_at IS NULL AND hidden = 0", (relationship_id,))
+    if found is None:
+        raise not_found(relationship_id)
+    return found
