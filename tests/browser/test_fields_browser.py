@@ -52,7 +52,7 @@ def test_define_fields_create_with_typed_inputs_and_filter_by_range(
 
         # a bound that is no number is refused next to its input, what was typed kept
         define_on_page(page, height, "int", f"Height {run}", Min="fifty")
-        expect(page.locator("#min-error")).to_contain_text("int field this is a number")
+        expect(page.locator("#min-error")).to_contain_text("for int fields this is a number")
         expect(page.get_by_label("Key", exact=True)).to_have_value(height)
         page.get_by_label("Min", exact=True).fill("50")
         page.get_by_role("button", name="Define field").click()
