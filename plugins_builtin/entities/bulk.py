@@ -11,8 +11,9 @@ The spec leaves the rules open (§9.3); ours:
   whose plugins' objects are replaced one by one (other plugins' data is theirs);
 - a batch sent twice changes nothing the second time: every item reports ``unchanged``
   (items matched by an id; an item with neither id is a new entity each time);
-- each item is its own savepoint inside one transaction: an item that fails leaves no trace
-  and never stops the others; each change records its event.
+- the batch is one transaction, and every rule of an item is checked before any of its rows
+  is written (``insert_entity`` and ``update_entity`` check first), so an item that fails
+  leaves no trace and never stops the others; each change records its event.
 """
 
 from __future__ import annotations
@@ -98,15 +99,12 @@ async def bulk_upsert(store: EntityStore, body: BulkUpsert) -> BulkResult:
         defs = live_defs(tx, "entity")
         done = []
         for index, item in items:
-            tx.execute("SAVEPOINT item")
             try:
                 entity_id, status = _upsert_one(tx, now, defs, item, replace)
             except FaceForgeError as exc:
-                tx.execute("ROLLBACK TO item")
                 done.append(_failed(index, item.get("entity_id"), exc))
             else:
                 done.append(ItemResult(index=index, entity_id=entity_id, status=status))
-            tx.execute("RELEASE item")
         return done
 
     for result in await store.db.write(upsert):

@@ -73,11 +73,11 @@ def checked_fields(defs: Defs, fields: dict[str, Any], *, touched: Iterable[str]
     return out
 
 
-def index_entity(tx: WriteTx, defs: Defs, entity_id: str, fields: dict[str, Any], *,
+def index_entity(tx: WriteTx, defs: Defs, seq: int, fields: dict[str, Any], *,
                  fresh: bool = False) -> None:
     """The typed index rows of one entity's defined fields (replacing its old ones)."""
     if not fresh:
-        tx.execute("DELETE FROM entity_field_values WHERE entity_id = ?", (entity_id,))
+        tx.execute("DELETE FROM entity_field_values WHERE seq = ?", (seq,))
     rows = []
     for key, defn in defs.items():
         value = fields.get(key)
@@ -87,10 +87,10 @@ def index_entity(tx: WriteTx, defs: Defs, entity_id: str, fields: dict[str, Any]
             typed = check_value(defn, value)
         except BadValue:  # stored before the definition, and does not fit it
             continue
-        rows.extend((key, entity_id, v) for v in typed_index_values(defn, typed))
+        rows.extend((seq, key, v) for v in typed_index_values(defn, typed))
     if rows:
-        tx.executemany("INSERT OR IGNORE INTO entity_field_values (field_key, entity_id,"
-                       " value) VALUES (?, ?, ?)", rows)
+        tx.executemany("INSERT OR IGNORE INTO entity_field_values (seq, field_key, value)"
+                       " VALUES (?, ?, ?)", rows)
 
 
 class FieldDefs:
@@ -253,7 +253,7 @@ def _reindex_key(tx: WriteTx, defn: dict[str, Any]) -> None:
     key = defn["field_key"]
     tx.execute("DELETE FROM entity_field_values WHERE field_key = ?", (key,))
     path = '$."' + key + '"'
-    rows = tx.fetchall("SELECT entity_id, json_extract(fields, ?) AS v,"
+    rows = tx.fetchall("SELECT seq, json_extract(fields, ?) AS v,"
                        " json_type(fields, ?) AS t FROM entities"
                        " WHERE json_type(fields, ?) IS NOT NULL", (path, path, path))
     values = []
@@ -267,10 +267,10 @@ def _reindex_key(tx: WriteTx, defn: dict[str, Any]) -> None:
             typed = check_value(defn, raw)
         except BadValue:
             continue
-        values.extend((key, row["entity_id"], v) for v in typed_index_values(defn, typed))
+        values.extend((row["seq"], key, v) for v in typed_index_values(defn, typed))
     if values:
-        tx.executemany("INSERT OR IGNORE INTO entity_field_values (field_key, entity_id,"
-                       " value) VALUES (?, ?, ?)", values)
+        tx.executemany("INSERT OR IGNORE INTO entity_field_values (seq, field_key, value)"
+                       " VALUES (?, ?, ?)", values)
 
 
 def _check(defn: dict[str, Any]) -> None:

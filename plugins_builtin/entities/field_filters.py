@@ -82,10 +82,9 @@ async def field_conditions(db: Database, defs: Sequence[dict[str, Any]],
             " LIMIT ?)", [*args, common + 1]))["n"]
         if matches > common:
             conds.append(f"EXISTS (SELECT 1 FROM entity_field_values WHERE {where}"
-                         " AND entity_id = e.entity_id)")
+                         " AND seq = e.seq)")
         else:
-            conds.append(f"e.entity_id IN (SELECT entity_id FROM entity_field_values"
-                         f" WHERE {where})")
+            conds.append(f"e.seq IN (SELECT seq FROM entity_field_values WHERE {where})")
         params.extend(args)
 
 

@@ -100,29 +100,27 @@ MIGRATIONS = [
         CREATE UNIQUE INDEX field_defs_live_key ON field_defs(field_key)
             WHERE deleted_at IS NULL;
         -- the typed values of defined entity fields, one row per value (a multi_enum: per
-        -- choice).  ``value`` has no type affinity: numbers compare as numbers, dates as
-        -- ISO text, datetimes as epoch seconds.
+        -- choice), keyed by the entity's seq: small integer keys, and rowid lookups from a
+        -- match to its row.  ``value`` has no type affinity: numbers compare as numbers,
+        -- dates as ISO text, datetimes as epoch seconds.
         CREATE TABLE entity_field_values (
+            seq INTEGER NOT NULL,
             field_key TEXT NOT NULL,
-            entity_id TEXT NOT NULL,
             value NOT NULL,
-            PRIMARY KEY (field_key, entity_id, value)
+            PRIMARY KEY (seq, field_key, value)
         ) WITHOUT ROWID;
-        CREATE INDEX entity_field_values_value
-            ON entity_field_values(field_key, value, entity_id);
-        CREATE INDEX entity_field_values_entity ON entity_field_values(entity_id);
+        CREATE INDEX entity_field_values_value ON entity_field_values(field_key, value, seq);
         -- {namespace: value}: one live entity per (namespace, value)
         ALTER TABLE entities ADD COLUMN external_ids TEXT NOT NULL DEFAULT '{}';
         CREATE TABLE entity_external_ids (
-            entity_id TEXT NOT NULL,
             namespace TEXT NOT NULL,
             value TEXT NOT NULL,
+            entity_id TEXT NOT NULL,
             live INTEGER NOT NULL DEFAULT 1,
-            PRIMARY KEY (entity_id, namespace)
+            PRIMARY KEY (namespace, value, entity_id)
         ) WITHOUT ROWID;
         CREATE UNIQUE INDEX entity_external_ids_live ON entity_external_ids(namespace, value)
             WHERE live = 1;
-        CREATE INDEX entity_external_ids_value ON entity_external_ids(namespace, value);
         -- the display_name sort: Unicode-folded (store.name_key), filled by _fill_name_keys
         ALTER TABLE entities ADD COLUMN name_key TEXT NOT NULL DEFAULT '';
         DROP INDEX entities_name;

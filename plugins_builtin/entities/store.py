@@ -415,8 +415,10 @@ class EntityStore:
             tx.execute("UPDATE entities SET deleted_at = ?, updated_at = ?, version = ?"
                        " WHERE entity_id = ?",
                        (entity["deleted_at"], now, entity["version"], entity_id))
-            tx.execute("UPDATE entity_external_ids SET live = ? WHERE entity_id = ?",
-                       (0 if deleted else 1, entity_id))
+            tx.executemany("UPDATE entity_external_ids SET live = ? WHERE namespace = ?"
+                           " AND value = ? AND entity_id = ?",
+                           [(0 if deleted else 1, ns, v, entity_id)
+                            for ns, v in entity["external_ids"].items()])
             _count_tags(tx, entity["tags"], -1 if deleted else +1)
             for listener in self._delete_listeners:
                 listener(tx, entity_id, deleted)
@@ -549,15 +551,17 @@ def _index(tx: WriteTx, seq: int, entity: dict[str, Any], defs: Defs | None = No
                            [(entity_id, t) for t in _folded(entity["tags"])])
             _count_tags(tx, entity["tags"], +1)
     if defs and (old is None or old["fields"] != entity["fields"]):
-        index_entity(tx, defs, entity_id, entity["fields"], fresh=old is None)
+        index_entity(tx, defs, seq, entity["fields"], fresh=old is None)
     external_ids = entity.get("external_ids", {})
     if old is None or old["external_ids"] != external_ids:
         if old is not None:
-            tx.execute("DELETE FROM entity_external_ids WHERE entity_id = ?", (entity_id,))
+            tx.executemany("DELETE FROM entity_external_ids WHERE namespace = ? AND value = ?"
+                           " AND entity_id = ?",
+                           [(ns, v, entity_id) for ns, v in old["external_ids"].items()])
         if external_ids:
-            tx.executemany("INSERT INTO entity_external_ids (entity_id, namespace, value)"
+            tx.executemany("INSERT INTO entity_external_ids (namespace, value, entity_id)"
                            " VALUES (?, ?, ?)",
-                           [(entity_id, ns, v) for ns, v in external_ids.items()])
+                           [(ns, v, entity_id) for ns, v in external_ids.items()])
 
 
 def _where(conds: list[str]) -> str:

@@ -431,10 +431,10 @@ def check_fidelity(db_file: Path, entity_ids: list[str]) -> list[str]:
             got_tags = sorted(tuple(r) for r in conn.execute(
                 "SELECT entity_id, tag FROM entity_tags WHERE entity_id = ?", (eid,)))
             got_values = sorted(tuple(r) for r in conn.execute(
-                "SELECT field_key, entity_id, value FROM entity_field_values"
-                " WHERE entity_id = ?", (eid,)))
+                "SELECT seq, field_key, value FROM entity_field_values"
+                " WHERE seq = ?", (rowid,)))
             got_ext = sorted(tuple(r) for r in conn.execute(
-                "SELECT entity_id, namespace, value, live FROM entity_external_ids"
+                "SELECT namespace, value, entity_id, live FROM entity_external_ids"
                 " WHERE entity_id = ?", (eid,)))
             # the event's timestamp is taken a moment after the entity's
             got_ev = (ev["type"], entity["created_at"], ev["data"], ev["correlation_id"])
