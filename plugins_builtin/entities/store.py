@@ -430,16 +430,18 @@ class EntityStore:
 
 
 # -- transaction steps, shared by the single writes and bulk upsert ---------------------
-def insert_entity(tx: WriteTx, now: str, defs: Defs, entity: dict[str, Any]) -> dict[str, Any]:
+def insert_entity(tx: WriteTx, now: str, defs: Defs, entity: dict[str, Any],
+                  entity_id: str | None = None) -> dict[str, Any]:
     """Insert a new live entity (``fields`` checked against ``defs``) with its indexes and
-    its ``entity.created`` event; returns it as the API shows it."""
+    its ``entity.created`` event; returns it as the API shows it.  ``entity_id``: a fresh
+    id made by the caller (bulk upsert hands out a batch's ids in order)."""
     fields = checked_fields(defs, entity.get("fields", {}), touched=None)
     external_ids = entity.get("external_ids", {})
     row = {"display_name": entity["display_name"], "aliases": entity.get("aliases", []),
            "tags": entity.get("tags", []), "fields": fields, "external_ids": external_ids,
            "plugin_data": entity.get("plugin_data", {}),
            "primary_thumbnail_asset_id": entity.get("primary_thumbnail_asset_id"),
-           "entity_id": new_entity_id(), "created_at": now, "updated_at": now,
+           "entity_id": entity_id or new_entity_id(), "created_at": now, "updated_at": now,
            "deleted_at": None, "version": 1}
     _check_external_ids(tx, row["entity_id"], external_ids)
     # stamped on the writer, so created_at order is seq order
