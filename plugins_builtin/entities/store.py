@@ -207,7 +207,7 @@ class EntityStore:
         await self._tag_filters(tags, conds, params)
         if field_filters:
             await field_conditions(self.db, self.fields.definitions("entity"), field_filters,
-                                   conds, params)
+                                   conds, params, creation_order=sort_by == "created_at")
         if external_id is not None:
             conds.append("e.entity_id IN (SELECT entity_id FROM entity_external_ids"
                          " WHERE namespace = ? AND value = ?)")

@@ -124,16 +124,22 @@ def scale_scenarios(db: Path, n: int) -> list[Scenario]:
     with sqlite3.connect(db) as conn:
         newest = conn.execute("SELECT max(seq) FROM entities").fetchone()[0] or 0
         common = common_threshold(newest)
-        # (name, start, matches wanted): each range starts elsewhere, so pages differ
-        ranges = [("broad_10pct", "1960-01-01", n // 10),
-                  ("narrow_0.1pct", "1985-03-01", n // 1000),
-                  ("tiny_20", "1991-07-01", 20),
-                  ("below_threshold", "1970-01-01", int(common * 0.9)),
-                  ("above_threshold", "1975-01-01", int(common * 1.2))]
-        for label, start, k in ranges:
+        # the store's plan switch by display_name (it walks a costlier index than seq's)
+        name_common = common_threshold(newest, 130)
+        both = (("created_at", "desc"), ("display_name", "asc"))
+        by_name = (("display_name", "asc"),)
+        # (name, start, matches wanted, sorts): each range starts elsewhere, so pages differ
+        ranges = [("broad_10pct", "1960-01-01", n // 10, both),
+                  ("narrow_0.1pct", "1985-03-01", n // 1000, both),
+                  ("tiny_20", "1991-07-01", 20, both),
+                  ("below_threshold", "1970-01-01", int(common * 0.9), both),
+                  ("above_threshold", "1975-01-01", int(common * 1.2), both),
+                  ("below_name_threshold", "1945-01-01", int(name_common * 0.9), by_name),
+                  ("above_name_threshold", "1950-01-01", int(name_common * 1.2), by_name)]
+        for label, start, k, sorts in ranges:
             hi = _bound(conn, "born", start, k)
             matches = _count(conn, "born", start, hi)
-            for sort_by, order in (("created_at", "desc"), ("display_name", "asc")):
+            for sort_by, order in sorts:
                 params = {"field.born.gte": start, "field.born.lt": hi}
                 if sort_by != "created_at":
                     params |= {"sort_by": sort_by, "sort_order": order}
@@ -141,7 +147,7 @@ def scale_scenarios(db: Path, n: int) -> list[Scenario]:
                     f"field_born_{label}_by_{sort_by}", params, 10.0, min(50, matches),
                     in_range("born", start, hi, ordered(sort_by, order)),
                     {"matches": matches, "share": round(matches / n, 5),
-                     "common_threshold": common}))
+                     "common_threshold": common if sort_by == "created_at" else name_common}))
         day = _bound(conn, "born", "1988-06-01", 0)
         matches = _count(conn, "born", day, None)
         out.append(Scenario("field_born_equals_one_day", {"field.born": day}, 10.0,
