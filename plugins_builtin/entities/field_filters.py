@@ -48,10 +48,12 @@ def parse_field_filters(params: Iterable[tuple[str, str]]) -> list[FieldFilter]:
 
 async def field_conditions(db: Database, defs: Sequence[dict[str, Any]],
                            filters: Sequence[FieldFilter], conds: list[str],
-                           params: list[Any], *, creation_order: bool = True) -> None:
+                           params: list[Any], *, newest: int,
+                           creation_order: bool = True) -> None:
     """One condition per equality and one per key's range, each shaped by how many
     entities it matches, as the tag filter is (a few: look them up and sort them; many:
-    check each row while walking the sort index)."""
+    check each row while walking the sort index).  ``newest``: the newest entity's seq,
+    the library's size; ``creation_order``: the page is sorted by creation."""
     by_key = {d["field_key"]: d for d in defs}
     wanted: list[tuple[str, list[Any]]] = []  # (condition on the index, its params)
     ranges: dict[str, tuple[list[str], list[Any]]] = {}  # one range per key
@@ -74,7 +76,6 @@ async def field_conditions(db: Database, defs: Sequence[dict[str, Any]],
     wanted += [(" AND ".join(sql), args) for sql, args in ranges.values()]
     if not wanted:
         return
-    newest = (await db.fetchone("SELECT max(seq) AS n FROM entities"))["n"] or 0
     # walking an index of names or times reads each row from the table as well: per row
     # walked it costs what about ten looked-up matches do (measured at 1M entities)
     common = common_threshold(newest, 13 if creation_order else 130)

@@ -199,15 +199,20 @@ class EntityStore:
         # the conditions that select rows; the cursor's is added for the page only
         conds: list[str] = []
         params: list[Any] = []
+        # the newest seq sizes the library for the plans below: read once, when one needs it
+        newest = 0
+        if field_filters or (match is not None and sort_by != "created_at"):
+            newest = (await self.db.fetchone("SELECT max(seq) AS n FROM entities"))["n"] or 0
         if match is not None:
-            conds.append(await self._search_condition(match, sort_by))
+            conds.append(await self._search_condition(match, sort_by, newest))
             params.append(match)
         if deleted != "include":
             conds.append(f"e.deleted_at IS {'' if deleted == 'exclude' else 'NOT '}NULL")
         await self._tag_filters(tags, conds, params)
         if field_filters:
             await field_conditions(self.db, self.fields.definitions("entity"), field_filters,
-                                   conds, params, creation_order=sort_by == "created_at")
+                                   conds, params, newest=newest,
+                                   creation_order=sort_by == "created_at")
         if external_id is not None:
             conds.append("e.entity_id IN (SELECT entity_id FROM entity_external_ids"
                          " WHERE namespace = ? AND value = ?)")
@@ -250,7 +255,7 @@ class EntityStore:
             total = await self._total(conds, params, deleted)
         return ListResult([_row_to_dict(r) for r in rows], next_cursor, total)
 
-    async def _search_condition(self, match: str, sort_by: str) -> str:
+    async def _search_condition(self, match: str, sort_by: str, newest: int) -> str:
         """The full-text condition, shaped by how many entities match when the page is
         sorted by something other than creation order.
 
@@ -261,7 +266,6 @@ class EntityStore:
         """
         if sort_by == "created_at":
             return _SEARCH  # the full-text index yields creation order itself
-        newest = (await self.db.fetchone("SELECT max(seq) AS n FROM entities"))["n"] or 0
         common = common_threshold(newest)
         row = await self.db.fetchone(
             "SELECT count(*) AS n FROM (SELECT 1 FROM entities_fts WHERE entities_fts MATCH ?"
