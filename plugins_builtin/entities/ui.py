@@ -216,19 +216,16 @@ def pages(kernel: Kernel, store: EntityStore) -> list[UIPage]:
         filtered = bool(q.strip() or tags or state == "deleted" or search.params)
         filter_error = None
         try:
-            field_filters = parse_field_filters(search.params)
+            query = {"limit": PAGE_SIZE, "sort_by": sort_by, "sort_order": order, "q": q,
+                     "tags": tags, "deleted": "only" if state == "deleted" else "exclude",
+                     "field_filters": parse_field_filters(search.params)}
             try:
-                result = await store.list(
-                    limit=PAGE_SIZE, cursor=cursor, sort_by=sort_by, sort_order=order, q=q,
-                    tags=tags, deleted="only" if state == "deleted" else "exclude",
-                    include_total=filtered and not cursor, field_filters=field_filters)
+                result = await store.list(cursor=cursor, include_total=filtered and not cursor,
+                                          **query)
             except BadRequest as exc:  # a stale cursor (the sort changed): start over
                 if exc.code != "invalid_cursor":
                     raise
-                result = await store.list(
-                    limit=PAGE_SIZE, sort_by=sort_by, sort_order=order, q=q, tags=tags,
-                    deleted="only" if state == "deleted" else "exclude",
-                    field_filters=field_filters)
+                result = await store.list(**query)
                 cursor = None
         except ValidationFailed as exc:  # a field filter that names no field, or a bad value
             if not all(str(d.get("path", "")).startswith("query.field") for d in exc.details):
