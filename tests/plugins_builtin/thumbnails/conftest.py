@@ -114,9 +114,13 @@ def kernel(client: httpx.AsyncClient, app: Starlette) -> Kernel:
 async def settle(kernel: Kernel) -> None:
     """Wait until every queued thumbnail is made and every committed event delivered --
     including the events that handling those events wrote (deleting an image deletes its
-    thumbnails: more ``asset.deleted`` events for the entities plugin)."""
+    thumbnails: more ``asset.deleted`` events for the entities plugin) -- and until metadata
+    extraction is idle, since it changes the same assets (their ``version``)."""
+    extractor = kernel.services.get("metadata_extract.worker")
     while True:
         await kernel.services["thumbnails.worker"].join()
+        if extractor is not None:
+            await extractor.idle()
         seen = kernel.events.last_id
         assert await kernel.events.drain(10)
         await kernel.services["thumbnails.worker"].join()
