@@ -32,6 +32,7 @@ from plugins_builtin.entities.ids import new_id
 from plugins_builtin.entities.store import (
     COLUMNS,
     EntityStore,
+    SearchRows,
     insert_entity,
     update_entity,
 )
@@ -102,14 +103,16 @@ async def bulk_upsert(store: EntityStore, body: BulkUpsert) -> BulkResult:
         # new ids, random as ever, handed out in order: inserting them in key order keeps
         # the id indexes' page writes together (10-15% of a batch of new entities)
         fresh = iter(sorted(new_id() for _ in items))
+        search = SearchRows()
         done = []
         for index, item in items:
             try:
-                entity_id, status = _upsert_one(tx, now, defs, item, replace, fresh)
+                entity_id, status = _upsert_one(tx, now, defs, item, replace, fresh, search)
             except FaceForgeError as exc:
                 done.append(_failed(index, item.get("entity_id"), exc))
             else:
                 done.append(ItemResult(index=index, entity_id=entity_id, status=status))
+        search.write(tx)
         return done
 
     for result in await store.db.write(upsert):
@@ -118,7 +121,7 @@ async def bulk_upsert(store: EntityStore, body: BulkUpsert) -> BulkResult:
 
 
 def _upsert_one(tx: WriteTx, now: str, defs: Any, item: dict[str, Any], replace: bool,
-                fresh: Iterator[str]) -> tuple[str, Status]:
+                fresh: Iterator[str], search: SearchRows) -> tuple[str, Status]:
     row = _match(tx, item)
     if row is None:
         if "display_name" not in item:
@@ -130,7 +133,7 @@ def _upsert_one(tx: WriteTx, now: str, defs: Any, item: dict[str, Any], replace:
         for key in ("external_ids", "plugin_data"):
             new[key] = {k: v for k, v in new.get(key, {}).items() if v is not None}
         new["fields"] = {k: v for k, v in new.get("fields", {}).items() if v is not None}
-        return insert_entity(tx, now, defs, new, next(fresh))["entity_id"], "created"
+        return insert_entity(tx, now, defs, new, next(fresh), search)["entity_id"], "created"
     item.pop("entity_id", None)
     if replace:
         if "display_name" not in item:
@@ -145,7 +148,8 @@ def _upsert_one(tx: WriteTx, now: str, defs: Any, item: dict[str, Any], replace:
         merges = {k: item.pop(k) for k in ("fields", "external_ids", "plugin_data")
                   if k in item}
         changes = item
-    _, changed = update_entity(tx, now, defs, row, changes, merges, replace=replace)
+    _, changed = update_entity(tx, now, defs, row, changes, merges, replace=replace,
+                               search=search)
     return row["entity_id"], "updated" if changed else "unchanged"
 
 

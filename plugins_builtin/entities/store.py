@@ -434,11 +434,43 @@ class EntityStore:
 
 
 # -- transaction steps, shared by the single writes and bulk upsert ---------------------
+class SearchRows:
+    """Full-text rows to write, by seq, collected over a batch and written after its other
+    rows.  SQLite (3.40) flushes FTS5's pending terms at every statement savepoint, so a
+    full-text insert between a batch's other writes made the next ``INSERT INTO entities``
+    flush it: about 110 of that insert's 130 µs."""
+
+    def __init__(self) -> None:
+        #: rows stored before the batch, to delete first
+        self.stale: set[int] = set()
+        self.rows: dict[int, tuple[str, str, str, str]] = {}
+
+    def put(self, seq: int, entity: dict[str, Any], *, stored: bool) -> None:
+        """``entity`` is to be searched as it is now; ``stored``: it has a row already (one
+        this batch put is replaced in place)."""
+        if stored and seq not in self.rows:
+            self.stale.add(seq)
+        self.rows[seq] = (entity["display_name"], " ".join(entity["aliases"]),
+                          " ".join(entity["tags"]), _flatten_fields(entity["fields"]))
+
+    def write(self, tx: WriteTx) -> None:
+        if self.stale:
+            tx.executemany("DELETE FROM entities_fts WHERE rowid = ?",
+                           [(seq,) for seq in sorted(self.stale)])
+        if self.rows:
+            tx.executemany("INSERT INTO entities_fts (rowid, display_name, aliases, tags,"
+                           " fields) VALUES (?, ?, ?, ?, ?)",
+                           [(seq, *row) for seq, row in self.rows.items()])
+        self.stale.clear()
+        self.rows.clear()
+
 def insert_entity(tx: WriteTx, now: str, defs: Defs, entity: dict[str, Any],
-                  entity_id: str | None = None) -> dict[str, Any]:
+                  entity_id: str | None = None,
+                  search: SearchRows | None = None) -> dict[str, Any]:
     """Insert a new live entity (``fields`` checked against ``defs``) with its indexes and
     its ``entity.created`` event; returns it as the API shows it.  ``entity_id``: a fresh
-    id made by the caller (bulk upsert hands out a batch's ids in order)."""
+    id made by the caller (bulk upsert hands out a batch's ids in order); ``search``: a
+    batch's full-text rows (:class:`SearchRows`)."""
     fields = checked_fields(defs, entity.get("fields", {}), touched=None)
     external_ids = entity.get("external_ids", {})
     row = {"display_name": entity["display_name"], "aliases": entity.get("aliases", []),
@@ -456,15 +488,15 @@ def insert_entity(tx: WriteTx, now: str, defs: Defs, entity: dict[str, Any],
         (row["entity_id"], row["display_name"], name_key(row["display_name"]),
          _j(row["aliases"]), _j(row["tags"]), _j(fields), _j(external_ids),
          _j(row["plugin_data"]), row["primary_thumbnail_asset_id"], now, now))
-    _index(tx, seq, row, defs)
+    _index(tx, seq, row, defs, search=search)
     tx.event("entity.created", {"entity_id": row["entity_id"],
                                 "display_name": row["display_name"]})
     return row
 
 
 def update_entity(tx: WriteTx, now: str, defs: Defs, row: Any, changes: dict[str, Any],
-                  merges: dict[str, dict[str, Any]],
-                  replace: bool = False) -> tuple[dict[str, Any], bool]:
+                  merges: dict[str, dict[str, Any]], replace: bool = False,
+                  search: SearchRows | None = None) -> tuple[dict[str, Any], bool]:
     """Apply ``changes`` (replaced keys) and ``merges`` (dicts merged by key, None removes)
     to a live entity row; ``replace`` checks every field as for a new entity.  Returns the
     entity and whether anything changed (nothing is written when nothing did)."""
@@ -498,7 +530,7 @@ def update_entity(tx: WriteTx, now: str, defs: Defs, row: Any, changes: dict[str
          _j(entity["tags"]), _j(entity["fields"]), _j(entity["external_ids"]),
          _j(entity["plugin_data"]), entity["primary_thumbnail_asset_id"],
          entity["updated_at"], entity["version"], entity["entity_id"]))
-    _index(tx, row["seq"], entity, defs, old)
+    _index(tx, row["seq"], entity, defs, old, search)
     tx.event("entity.updated", {"entity_id": entity["entity_id"], "changed": changed})
     return entity, True
 
@@ -534,20 +566,18 @@ def _live_row(tx: WriteTx, entity_id: str, if_match: Collection[int] | None) -> 
 
 
 def _index(tx: WriteTx, seq: int, entity: dict[str, Any], defs: Defs | None = None,
-           old: dict[str, Any] | None = None) -> None:
+           old: dict[str, Any] | None = None, search: SearchRows | None = None) -> None:
     """Full-text row, tag rows and live tag counts, typed field values and external ids of
     a live entity; ``old`` is the entity as it was when it is being re-indexed (only what
-    changed is rewritten)."""
+    changed is rewritten).  ``search``: where a batch collects full-text rows (else the
+    row is written at once)."""
     entity_id = entity["entity_id"]
     searched = ("display_name", "aliases", "tags", "fields")
     if old is None or any(old[k] != entity[k] for k in searched):
-        if old is not None:
-            tx.execute("DELETE FROM entities_fts WHERE rowid = ?", (seq,))
-        tx.execute(
-            "INSERT INTO entities_fts (rowid, display_name, aliases, tags, fields)"
-            " VALUES (?, ?, ?, ?, ?)",
-            (seq, entity["display_name"], " ".join(entity["aliases"]),
-             " ".join(entity["tags"]), _flatten_fields(entity["fields"])))
+        rows = SearchRows() if search is None else search
+        rows.put(seq, entity, stored=old is not None)
+        if search is None:
+            rows.write(tx)
     if old is None or old["tags"] != entity["tags"]:
         if old is not None:
             tx.execute("DELETE FROM entity_tags WHERE entity_id = ?", (entity_id,))

@@ -159,6 +159,34 @@ async def test_items_of_one_batch_see_each_other(client):
     assert results[0]["entity_id"] == results[1]["entity_id"]
 
 
+async def test_search_finds_what_a_batch_wrote_last(client):
+    """A batch writes its full-text rows after its other rows: an entity created and then
+    renamed in one batch, and one renamed that existed before, are found by their new
+    names only."""
+    before = await create(client, "Oldname Before")
+
+    async def found(q: str) -> list[str]:
+        r = await client.get("/v1/entities", params={"q": q})
+        return sorted(e["display_name"] for e in r.json()["items"])
+
+    assert await found("Oldname") == ["Oldname Before"]
+    results = await upsert(client, [
+        {"display_name": "Firstname Twin", "external_ids": {"stash": "9"}},
+        {"entity_id": before["entity_id"], "display_name": "Newname Before"},
+        {"display_name": "Secondname Twin", "external_ids": {"stash": "9"},
+         "tags": ["tagged"]},
+        {"display_name": "Broken", "fields": "not an object"},
+    ])
+    assert [r["status"] for r in results] == ["created", "updated", "updated", "error"]
+    assert await found("Firstname") == []
+    assert await found("Oldname") == []
+    assert await found("Secondname") == ["Secondname Twin"]
+    assert await found("tagged") == ["Secondname Twin"]
+    assert await found("Newname") == ["Newname Before"]
+    assert await found("Broken") == []
+    assert await found("Twin") == ["Secondname Twin"]  # one row per entity
+
+
 async def test_bulk_upsert_bounds(client):
     error_of(await client.post("/v1/entities/bulk-upsert", json={"items": []}), 422)
     error_of(await client.post("/v1/entities/bulk-upsert",
