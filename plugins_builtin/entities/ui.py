@@ -26,6 +26,7 @@ from ff_plugin_sdk.jsontext import NotJson, parse_json
 from plugins_builtin.entities import field_form, field_search
 from plugins_builtin.entities.api import EntityCreate, check_id, normalize
 from plugins_builtin.entities.field_filters import parse_field_filters
+from plugins_builtin.entities.list_filters import read_external_id
 from plugins_builtin.entities.store import SORTS, EntityStore, ListResult
 
 SORT_CHOICES = [
@@ -213,15 +214,18 @@ def pages(kernel: Kernel, store: EntityStore) -> list[UIPage]:
         cursor = params.get("cursor") or None
         defs = {d["field_key"]: d for d in store.fields.definitions("entity")}
         search = field_search.read(params.multi_items(), defs)
-        filtered = bool(q.strip() or tags or state == "deleted" or search.params)
+        external = read_external_id(params.get("external_id", ""))
+        filtered = bool(q.strip() or tags or state == "deleted" or search.params
+                        or external.text)
         filter_error = None
         try:
             query = {"limit": PAGE_SIZE, "sort_by": sort_by, "sort_order": order, "q": q,
                      "tags": tags, "deleted": "only" if state == "deleted" else "exclude",
-                     "field_filters": parse_field_filters(search.params)}
+                     "field_filters": parse_field_filters(search.params),
+                     "external_id": external.pair}
             try:
-                result = await store.list(cursor=cursor, include_total=filtered and not cursor,
-                                          **query)
+                result = ListResult([], None, None) if external.error else await store.list(
+                    cursor=cursor, include_total=filtered and not cursor, **query)
             except BadRequest as exc:  # a stale cursor (the sort changed): start over
                 if exc.code != "invalid_cursor":
                     raise
@@ -234,8 +238,8 @@ def pages(kernel: Kernel, store: EntityStore) -> list[UIPage]:
             result = ListResult([], None, None)
 
         def link(**change: Any) -> str:
-            query = {"q": q, "tag": ",".join(tags), "sort": sort, "view": view,
-                     "state": state} | change
+            query = {"q": q, "tag": ",".join(tags), "external_id": external.text,
+                     "sort": sort, "view": view, "state": state} | change
             fields = query.pop("fields", search.params)
             pairs = [(k, v) for k, v in query.items() if v] + list(fields)
             return "/ui/entities?" + urlencode(pairs)
@@ -253,7 +257,9 @@ def pages(kernel: Kernel, store: EntityStore) -> list[UIPage]:
             "defs": defs, "search": search, "chips": search.chips(defs),
             "filter_error": filter_error, "row_defn": defs.get(search.row["filter_field"]),
             "input_type": field_search.input_type, "ranged": field_search.ranged,
-        }, block="results", headers=headers, status=422 if filter_error else 200)
+            "external": external,
+        }, block="results", headers=headers,
+            status=422 if filter_error or external.error else 200)
 
     def form_page(request: Request, entity: dict[str, Any] | None, values: dict[str, Any],
                   errors: dict[str, str] | None = None, form: Any = None,
