@@ -105,10 +105,13 @@ def form_context(entity: dict[str, Any], values: dict[str, str], errors: dict[st
             "action": f"/ui/entities/{entity['entity_id']}/relationships"}
 
 
-def back_to(entity_id: str) -> str:
-    """The Relationships tab an action was started from."""
-    return (f"/ui/entities/{entity_id}?tab=relationships" if is_id(entity_id)
-            else "/ui/entities")
+def back_to(entity_id: str, notice: str | None = None) -> str:
+    """The Relationships tab an action was started from (the list, if it came without
+    a valid entity id)."""
+    if not is_id(entity_id):
+        return "/ui/entities"
+    query = {"tab": "relationships"} | ({"notice": notice} if notice else {})
+    return f"/ui/entities/{entity_id}?{urlencode(query)}"
 
 
 def pages(kernel: Kernel, store: RelationshipStore) -> list[UIPage]:
@@ -174,7 +177,7 @@ def pages(kernel: Kernel, store: RelationshipStore) -> list[UIPage]:
             if exc.code == "entity_not_found" and entity_id in exc.message:
                 field = "form"  # this entity was deleted meanwhile
             return await form_page(request, entity, values, {field: exc.message}, 422)
-        return kernel.templates.redirect(request, back_to(entity_id) + "&notice=added")
+        return kernel.templates.redirect(request, back_to(entity_id, "added"))
 
     def edit_response(request: Request, ctx: dict[str, Any], status: int) -> Response:
         return kernel.templates.render(request, "relationships/edit.html",
@@ -231,15 +234,13 @@ def pages(kernel: Kernel, store: RelationshipStore) -> list[UIPage]:
         if errors:
             return edit_response(request, await edit_context(rel, entity_id, values, errors),
                                  status)
-        return kernel.templates.redirect(request, back_to(entity_id) + "&notice=updated")
+        return kernel.templates.redirect(request, back_to(entity_id, "updated"))
 
     async def remove(request: Request) -> Response:
         form = await request.form()
-        back = str(form.get("entity_id") or "")
         await store.delete(request.path_params["relationship_id"])
-        target = (f"/ui/entities/{back}?tab=relationships&notice=removed" if is_id(back)
-                  else "/ui/entities")
-        return kernel.templates.redirect(request, target)
+        return kernel.templates.redirect(
+            request, back_to(str(form.get("entity_id") or ""), "removed"))
 
     tab = "/entities/{entity_id}/relationships"
     one = "/relationships/{relationship_id}"
