@@ -27,15 +27,15 @@ from msgspec import UNSET, Meta
 from ff_plugin_sdk import ApiRoute, Conflict, FaceForgeError, NotFound, ValidationFailed, WriteTx
 from ff_plugin_sdk.errors import validation_error
 from plugins_builtin.entities.api import EntityId, EntityPatch, normalize
-from plugins_builtin.entities.field_defs import live_defs
-from plugins_builtin.entities.ids import new_id
-from plugins_builtin.entities.store import (
+from plugins_builtin.entities.entity_rows import (
     COLUMNS,
-    EntityStore,
     SearchRows,
     insert_entity,
     update_entity,
 )
+from plugins_builtin.entities.field_defs import live_defs
+from plugins_builtin.entities.ids import new_id
+from plugins_builtin.entities.store import EntityStore
 
 MAX_ITEMS = 10_000
 #: a 10,000-item batch of rich entities; the kernel's default limit is for single records

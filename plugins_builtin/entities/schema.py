@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ff_plugin_sdk import Migration
-from plugins_builtin.entities.store import name_key
+from plugins_builtin.entities.entity_rows import name_key
 
 
 def _fill_name_keys(tx: Any) -> None:
@@ -121,7 +121,7 @@ MIGRATIONS = [
         ) WITHOUT ROWID;
         CREATE UNIQUE INDEX entity_external_ids_live ON entity_external_ids(namespace, value)
             WHERE live = 1;
-        -- the display_name sort: Unicode-folded (store.name_key), filled by _fill_name_keys
+        -- the display_name sort: Unicode-folded (entity_rows.name_key), filled by _fill_name_keys
         ALTER TABLE entities ADD COLUMN name_key TEXT NOT NULL DEFAULT '';
         DROP INDEX entities_name;
         CREATE INDEX entities_name_key ON entities(name_key, entity_id);

@@ -1,10 +1,10 @@
-"""The entities table: SQL only.  Every write records its event in the same transaction."""
+"""The entities table: its reads and single writes (an entity's rows: :mod:`.entity_rows`).
+Every write records its event in the same transaction."""
 
 from __future__ import annotations
 
 import base64
 import re
-import unicodedata
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -14,7 +14,6 @@ import msgspec
 from ff_plugin_sdk import (
     SQL_INT_MAX,
     BadRequest,
-    Conflict,
     Kernel,
     NotFound,
     PreconditionFailed,
@@ -22,19 +21,21 @@ from ff_plugin_sdk import (
     WriteTx,
 )
 from ff_plugin_sdk.jsontext import parse_json
-from plugins_builtin.entities.field_defs import (
-    Defs,
-    FieldDefs,
-    checked_fields,
-    index_entity,
-    live_defs,
+from plugins_builtin.entities.entity_rows import (
+    COLUMNS,
+    check_external_ids,
+    columns,
+    count_tags,
+    insert_entity,
+    row_to_dict,
+    update_entity,
 )
+from plugins_builtin.entities.field_defs import FieldDefs, live_defs
 from plugins_builtin.entities.field_filters import (
     FieldFilter,
     common_threshold,
     field_conditions,
 )
-from plugins_builtin.entities.ids import new_id
 
 #: sort name -> (SQL key, row column, whether the key alone is unique).  Creation order is
 #: ``seq``: ``created_at`` is taken inside the writer's transaction, so the two agree.
@@ -51,17 +52,6 @@ MAX_TAG_FILTERS = 50
 ASSETS_SERVICE = "assets.store"
 
 
-new_entity_id = new_id
-
-
-def name_key(name: str) -> str:
-    """The ``display_name`` sort key: letters without case or accents first ("Émile" sorts
-    with the E's), then the casefolded spelling, so equal bases keep one stable order."""
-    folded = unicodedata.normalize("NFKD", name.casefold())
-    base = "".join(c for c in folded if not unicodedata.combining(c))
-    return base + "\x01" + unicodedata.normalize("NFC", folded)
-
-
 def fts_query(q: str) -> str | None:
     """User text -> an FTS5 query: every word must match, the last one as a prefix.
 
@@ -72,14 +62,6 @@ def fts_query(q: str) -> str | None:
     if not words:
         return None
     return " ".join(f'"{w}"*' for w in words)
-
-
-def _flatten_fields(fields: dict[str, Any]) -> str:
-    parts = []
-    for key, value in fields.items():
-        parts.append(key)
-        parts.append(value if isinstance(value, str) else msgspec.json.encode(value).decode())
-    return " ".join(parts)
 
 
 def encode_cursor(sort_by: str, order: str, key: Any, entity_id: str) -> str:
@@ -113,29 +95,6 @@ class ListResult:
     total: int | None
 
 
-#: what every read selects, in this order: rows are unpacked by position (a name lookup
-#: on a row scans its column names, and a page has 50 rows of 12 columns)
-def _columns(t: str = "") -> str:
-    return (f"{t}seq, {t}entity_id, {t}display_name, {t}created_at, {t}updated_at,"
-            f" {t}deleted_at, {t}version, {t}primary_thumbnail_asset_id, {t}name_key,"
-            f" '[' || {t}aliases || ',' || {t}tags || ',' || {t}fields || ',' ||"
-            f" {t}plugin_data || ',' || {t}external_ids || ']' AS json")
-
-
-COLUMNS = _columns()
-_JSON_PARTS = msgspec.json.Decoder(tuple[list[str], list[str], dict[str, Any],
-                                         dict[str, Any], dict[str, str]])
-
-
-def _row_to_dict(row: Any) -> dict[str, Any]:
-    _, entity_id, name, created, updated, deleted, version, thumb, _, json = row
-    aliases, tags, fields, plugin_data, external_ids = _JSON_PARTS.decode(json)
-    return {"entity_id": entity_id, "display_name": name, "aliases": aliases, "tags": tags,
-            "fields": fields, "external_ids": external_ids, "plugin_data": plugin_data,
-            "primary_thumbnail_asset_id": thumb, "created_at": created, "updated_at": updated,
-            "deleted_at": deleted, "version": version}
-
-
 #: called inside the transaction that deletes (True) or restores (False) an entity
 DeleteListener = Callable[[WriteTx, str, bool], None]
 
@@ -159,7 +118,7 @@ class EntityStore:
                                      (entity_id,))
         if row is None or (row["deleted_at"] and not include_deleted):
             raise NotFound(f"no entity with id {entity_id!r}", code="entity_not_found")
-        return _row_to_dict(row)
+        return row_to_dict(row)
 
     async def live_ids(self, entity_ids: Sequence[str]) -> set[str]:
         """Which of ``entity_ids`` are entities that are not deleted (for other plugins)."""
@@ -238,7 +197,7 @@ class EntityStore:
                 page_params += [after, last_id]
         direction = "DESC" if desc else "ASC"
         order = f"{key} {direction}" + ("" if unique else f", e.entity_id {direction}")
-        sql = (f"SELECT {_columns('e.')} FROM {source}{_where(page_conds)}"
+        sql = (f"SELECT {columns('e.')} FROM {source}{_where(page_conds)}"
                f" ORDER BY {order} LIMIT ?")
         page_params.append(limit + 1)
         if offset and not cursor:
@@ -253,7 +212,7 @@ class EntityStore:
         total = None
         if include_total:
             total = await self._total(conds, params, deleted)
-        return ListResult([_row_to_dict(r) for r in rows], next_cursor, total)
+        return ListResult([row_to_dict(r) for r in rows], next_cursor, total)
 
     async def _search_condition(self, match: str, sort_by: str, newest: int) -> str:
         """The full-text condition, shaped by how many entities match when the page is
@@ -407,11 +366,11 @@ class EntityStore:
             if row is None or (deleted and row["deleted_at"]):
                 raise NotFound(f"no entity with id {entity_id!r}", code="entity_not_found")
             _check_version(row, if_match)
-            entity = _row_to_dict(row)
+            entity = row_to_dict(row)
             if not deleted and not row["deleted_at"]:
                 return entity
             if not deleted:
-                _check_external_ids(tx, entity_id, entity["external_ids"])
+                check_external_ids(tx, entity_id, entity["external_ids"])
             now = self.kernel.now()
             entity["deleted_at"] = now if deleted else None
             entity["updated_at"] = now
@@ -423,7 +382,7 @@ class EntityStore:
                            " AND value = ? AND entity_id = ?",
                            [(0 if deleted else 1, ns, v, entity_id)
                             for ns, v in entity["external_ids"].items()])
-            _count_tags(tx, entity["tags"], -1 if deleted else +1)
+            count_tags(tx, entity["tags"], -1 if deleted else +1)
             for listener in self._delete_listeners:
                 listener(tx, entity_id, deleted)
             tx.event("entity.deleted" if deleted else "entity.restored",
@@ -432,121 +391,6 @@ class EntityStore:
 
         return await self.db.write(set_deleted)
 
-
-# -- transaction steps, shared by the single writes and bulk upsert ---------------------
-class SearchRows:
-    """Full-text rows to write, by seq, collected over a batch and written after its other
-    rows.  SQLite (3.40) flushes FTS5's pending terms at every statement savepoint, so a
-    full-text insert between a batch's other writes made the next ``INSERT INTO entities``
-    flush it: about 110 of that insert's 130 µs."""
-
-    def __init__(self) -> None:
-        #: rows stored before the batch, to delete first
-        self.stale: set[int] = set()
-        self.rows: dict[int, tuple[str, str, str, str]] = {}
-
-    def put(self, seq: int, entity: dict[str, Any], *, stored: bool) -> None:
-        """``entity`` is to be searched as it is now; ``stored``: it has a row already (one
-        this batch put is replaced in place)."""
-        if stored and seq not in self.rows:
-            self.stale.add(seq)
-        self.rows[seq] = (entity["display_name"], " ".join(entity["aliases"]),
-                          " ".join(entity["tags"]), _flatten_fields(entity["fields"]))
-
-    def write(self, tx: WriteTx) -> None:
-        if self.stale:
-            tx.executemany("DELETE FROM entities_fts WHERE rowid = ?",
-                           [(seq,) for seq in sorted(self.stale)])
-        if self.rows:
-            tx.executemany("INSERT INTO entities_fts (rowid, display_name, aliases, tags,"
-                           " fields) VALUES (?, ?, ?, ?, ?)",
-                           [(seq, *row) for seq, row in self.rows.items()])
-        self.stale.clear()
-        self.rows.clear()
-
-def insert_entity(tx: WriteTx, now: str, defs: Defs, entity: dict[str, Any],
-                  entity_id: str | None = None,
-                  search: SearchRows | None = None) -> dict[str, Any]:
-    """Insert a new live entity (``fields`` checked against ``defs``) with its indexes and
-    its ``entity.created`` event; returns it as the API shows it.  ``entity_id``: a fresh
-    id made by the caller (bulk upsert hands out a batch's ids in order); ``search``: a
-    batch's full-text rows (:class:`SearchRows`)."""
-    fields = checked_fields(defs, entity.get("fields", {}), touched=None)
-    external_ids = entity.get("external_ids", {})
-    row = {"display_name": entity["display_name"], "aliases": entity.get("aliases", []),
-           "tags": entity.get("tags", []), "fields": fields, "external_ids": external_ids,
-           "plugin_data": entity.get("plugin_data", {}),
-           "primary_thumbnail_asset_id": entity.get("primary_thumbnail_asset_id"),
-           "entity_id": entity_id or new_entity_id(), "created_at": now, "updated_at": now,
-           "deleted_at": None, "version": 1}
-    _check_external_ids(tx, row["entity_id"], external_ids)
-    # stamped on the writer, so created_at order is seq order
-    seq = tx.execute(
-        "INSERT INTO entities (entity_id, display_name, name_key, aliases, tags, fields,"
-        " external_ids, plugin_data, primary_thumbnail_asset_id, created_at, updated_at,"
-        " version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)",
-        (row["entity_id"], row["display_name"], name_key(row["display_name"]),
-         _j(row["aliases"]), _j(row["tags"]), _j(fields), _j(external_ids),
-         _j(row["plugin_data"]), row["primary_thumbnail_asset_id"], now, now))
-    _index(tx, seq, row, defs, search=search)
-    tx.event("entity.created", {"entity_id": row["entity_id"],
-                                "display_name": row["display_name"]})
-    return row
-
-
-def update_entity(tx: WriteTx, now: str, defs: Defs, row: Any, changes: dict[str, Any],
-                  merges: dict[str, dict[str, Any]], replace: bool = False,
-                  search: SearchRows | None = None) -> tuple[dict[str, Any], bool]:
-    """Apply ``changes`` (replaced keys) and ``merges`` (dicts merged by key, None removes)
-    to a live entity row; ``replace`` checks every field as for a new entity.  Returns the
-    entity and whether anything changed (nothing is written when nothing did)."""
-    entity = _row_to_dict(row)
-    old = dict(entity)
-    entity.update(changes)
-    for name, patch in merges.items():
-        merged = dict(entity[name])
-        for key, value in patch.items():
-            if value is None:
-                merged.pop(key, None)
-            else:
-                merged[key] = value
-        entity[name] = merged
-    if "fields" in merges or "fields" in changes:
-        touched = None if replace else merges.get("fields", {})
-        entity["fields"] = checked_fields(defs, entity["fields"], touched=touched)
-    # judged after the values are typed: sending what is stored changes nothing
-    changed = sorted(k for k in {*changes, *merges} if entity[k] != old[k])
-    if not changed:
-        return entity, False
-    if "external_ids" in changed:
-        _check_external_ids(tx, entity["entity_id"], entity["external_ids"])
-    entity["updated_at"] = now
-    entity["version"] += 1
-    tx.execute(
-        "UPDATE entities SET display_name = ?, name_key = ?, aliases = ?, tags = ?,"
-        " fields = ?, external_ids = ?, plugin_data = ?, primary_thumbnail_asset_id = ?,"
-        " updated_at = ?, version = ? WHERE entity_id = ?",
-        (entity["display_name"], name_key(entity["display_name"]), _j(entity["aliases"]),
-         _j(entity["tags"]), _j(entity["fields"]), _j(entity["external_ids"]),
-         _j(entity["plugin_data"]), entity["primary_thumbnail_asset_id"],
-         entity["updated_at"], entity["version"], entity["entity_id"]))
-    _index(tx, row["seq"], entity, defs, old, search)
-    tx.event("entity.updated", {"entity_id": entity["entity_id"], "changed": changed})
-    return entity, True
-
-
-def _check_external_ids(tx: WriteTx, entity_id: str, external_ids: dict[str, str]) -> None:
-    """An external id names one live entity per namespace (409 naming the holder)."""
-    for namespace, value in external_ids.items():
-        holder = tx.fetchone("SELECT entity_id FROM entity_external_ids WHERE namespace = ?"
-                             " AND value = ? AND live = 1 AND entity_id != ?",
-                             (namespace, value, entity_id))
-        if holder is not None:
-            raise Conflict(
-                f"external id {namespace}:{value} already belongs to entity "
-                f"{holder['entity_id']}", code="external_id_taken",
-                details=[{"path": f"$.external_ids.{namespace}",
-                          "entity_id": holder["entity_id"]}])
 
 
 def _check_version(row: Any, if_match: Collection[int] | None) -> None:
@@ -565,59 +409,5 @@ def _live_row(tx: WriteTx, entity_id: str, if_match: Collection[int] | None) -> 
     return row
 
 
-def _index(tx: WriteTx, seq: int, entity: dict[str, Any], defs: Defs | None = None,
-           old: dict[str, Any] | None = None, search: SearchRows | None = None) -> None:
-    """Full-text row, tag rows and live tag counts, typed field values and external ids of
-    a live entity; ``old`` is the entity as it was when it is being re-indexed (only what
-    changed is rewritten).  ``search``: where a batch collects full-text rows (else the
-    row is written at once)."""
-    entity_id = entity["entity_id"]
-    searched = ("display_name", "aliases", "tags", "fields")
-    if old is None or any(old[k] != entity[k] for k in searched):
-        rows = SearchRows() if search is None else search
-        rows.put(seq, entity, stored=old is not None)
-        if search is None:
-            rows.write(tx)
-    if old is None or old["tags"] != entity["tags"]:
-        if old is not None:
-            tx.execute("DELETE FROM entity_tags WHERE entity_id = ?", (entity_id,))
-            _count_tags(tx, old["tags"], -1)
-        if entity["tags"]:
-            tx.executemany("INSERT OR IGNORE INTO entity_tags (entity_id, tag) VALUES (?, ?)",
-                           [(entity_id, t) for t in _folded(entity["tags"])])
-            _count_tags(tx, entity["tags"], +1)
-    if defs and (old is None or old["fields"] != entity["fields"]):
-        index_entity(tx, defs, seq, entity["fields"], fresh=old is None)
-    external_ids = entity.get("external_ids", {})
-    if old is None or old["external_ids"] != external_ids:
-        if old is not None:
-            tx.executemany("DELETE FROM entity_external_ids WHERE namespace = ? AND value = ?"
-                           " AND entity_id = ?",
-                           [(ns, v, entity_id) for ns, v in old["external_ids"].items()])
-        if external_ids:
-            tx.executemany("INSERT INTO entity_external_ids (namespace, value, entity_id)"
-                           " VALUES (?, ?, ?)",
-                           [(ns, v, entity_id) for ns, v in external_ids.items()])
-
-
 def _where(conds: list[str]) -> str:
     return " WHERE " + " AND ".join(conds) if conds else ""
-
-
-def _folded(tags: Iterable[str]) -> list[str]:
-    """Tags as indexed: casefolded (NOCASE alone folds ASCII only), once each."""
-    return list(dict.fromkeys(t.casefold() for t in tags))
-
-
-def _count_tags(tx: WriteTx, tags: Iterable[str], delta: int) -> None:
-    folded = _folded(tags)
-    if not folded:
-        return
-    tx.executemany(
-        "INSERT INTO entity_tag_counts (tag, live) VALUES (?, ?)"
-        " ON CONFLICT (tag) DO UPDATE SET live = live + excluded.live",
-        [(t, delta) for t in folded])
-
-
-def _j(value: Any) -> str:
-    return msgspec.json.encode(value).decode()

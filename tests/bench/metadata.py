@@ -35,8 +35,8 @@ import httpx
 import msgspec
 
 from kernel.home import DB_FILENAME
+from plugins_builtin.entities.entity_rows import name_key
 from plugins_builtin.entities.field_filters import choose_plan
-from plugins_builtin.entities.store import name_key
 from tests.bench import seed as seeding
 from tests.bench.load import client_for, get_json, process_cpu_s
 from tests.bench.server import BareServer, BenchError, Server, cli

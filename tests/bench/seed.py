@@ -26,11 +26,12 @@ from typing import Any
 import msgspec
 
 from kernel.clock import utc_now
+from plugins_builtin.entities.entity_rows import index_rows as _store_index
+from plugins_builtin.entities.entity_rows import json_text as _j
+from plugins_builtin.entities.entity_rows import name_key
 from plugins_builtin.entities.field_defs import _COLUMNS as FIELD_DEF_COLUMNS
 from plugins_builtin.entities.field_defs import _reindex_key, checked_fields, live_defs
 from plugins_builtin.entities.ids import new_id
-from plugins_builtin.entities.store import _index as _store_index
-from plugins_builtin.entities.store import _j, name_key
 
 # Syllables without q, x, y or z, so no generated word can start with a probe word below.
 _SYLLABLES = (
@@ -196,7 +197,7 @@ EVENT_SQL = "INSERT INTO events (type, created_at, data, correlation_id) VALUES 
 
 
 class _RecordingTx:
-    """Collects what the store's ``_index`` writes (its own SQL and parameters)."""
+    """Collects what the store's ``index_rows`` writes (its own SQL and parameters)."""
 
     def __init__(self) -> None:
         self.rows: dict[str, list[tuple[Any, ...]]] = {}

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from kernel.db import Database
 from kernel.migrations import apply_migrations
+from plugins_builtin.entities.entity_rows import name_key
 from plugins_builtin.entities.schema import MIGRATIONS
-from plugins_builtin.entities.store import name_key
 
 
 async def test_migration_4_fills_sort_keys_and_counts_of_existing_entities(tmp_path: Path):
