@@ -9,7 +9,7 @@ import nox
 
 nox.options.sessions = ["tests"]
 nox.options.reuse_existing_virtualenvs = True
-SAMPLE_PLUGIN = "tests/plugins/sample_plugin"
+SAMPLE_PLUGIN = "examples/sample_plugin"
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
 #: programs the benchmarks run (the assets phase's client and its download baseline), with
 #: the Debian package of each; nginx lives in /usr/sbin, often not on a user's PATH

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
@@ -17,7 +17,8 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ff_plugin_sdk.types import ApiRoute, UIPage
-from kernel import system_api
+from kernel import plugin_api, system_api
+from kernel._proxy_stub import RunnerProxy
 from kernel.access import AccessMiddleware
 from kernel.auth import (
     PUBLIC,
@@ -33,7 +34,7 @@ from kernel.config import Settings, load_settings
 from kernel.db import Database
 from kernel.docs import docs_routes
 from kernel.envelope import EXCEPTION_HANDLERS
-from kernel.errors import PluginError
+from kernel.errors import NotFound, PluginError
 from kernel.events import EventBus
 from kernel.hooks import Hooks
 from kernel.limits import BodyLimitMiddleware
@@ -41,7 +42,9 @@ from kernel.log import configure_logging
 from kernel.migrations import apply_migrations
 from kernel.openapi import build_openapi
 from kernel.plugins import build_plugin_manager
+from kernel.registry import OutOfProcess, PluginRegistry
 from kernel.routing import build_route
+from kernel.runner_plugins import proxy_api_route, proxy_ui_routes, runner_factory
 from kernel.services import Kernel, KernelAuth
 from kernel.sessions import SessionStore
 from kernel.storage import Storage
@@ -68,18 +71,26 @@ def build_kernel(settings: Settings, extra_plugins: Sequence[tuple[str, Any]] = 
         scopes.add(plugin, scope.name, scope.description)
     scoped = ScopedTokens(db, scopes.names)
     authenticator = Authenticator(install, sessions, scoped, scopes.names)
-    return Kernel(
+    kernel = Kernel(
         settings=settings, hooks=hooks, plugins=infos, db=db, events=EventBus(db),
         tokens=install, scoped_tokens=scoped, sessions=sessions, scopes=scopes,
         auth=KernelAuth(authenticator),
     )
+    kernel.registry = PluginRegistry(kernel, None)  # type: ignore[arg-type]
+    kernel.registry.outside = OutOfProcess(kernel, runner_factory(kernel, kernel.registry))
+    kernel.proxy = RunnerProxy()
+    return kernel
 
 
 async def open_kernel(kernel: Kernel) -> list[tuple[str, int, str]]:
-    """Open the database and apply every plugin's migrations; returns what was applied."""
+    """Open the database, apply the kernel's migrations, read which plugins are enabled,
+    then apply theirs; returns what was applied."""
     await kernel.db.open()
     try:
-        return await apply_migrations(kernel.db, await kernel.hooks.migrations())
+        applied = await apply_migrations(kernel.db, [])
+        await kernel.scoped_tokens.load()
+        await kernel.registry.load()
+        return applied + await apply_migrations(kernel.db, await kernel.hooks.migrations())
     except BaseException:
         await kernel.db.close()
         raise
@@ -89,14 +100,7 @@ async def start_kernel(kernel: Kernel) -> None:
     """Everything after migrations: credentials, UI contributions, job types, events, plugins."""
     await kernel.sessions.load()
     await kernel.scoped_tokens.load()
-    kernel.nav = await kernel.hooks.ui_nav(kernel)
-    kernel.entity_tabs = await kernel.hooks.ui_entity_tabs(kernel)
-    kernel.shell_widgets = await kernel.hooks.ui_shell_widgets(kernel)
-    for plugin, job_type in await kernel.hooks.job_types(kernel):
-        if "." not in job_type.name:
-            raise PluginError(f"plugin {plugin!r}: job type {job_type.name!r} must be "
-                              f"namespaced as '<plugin>.<name>'")
-        kernel.job_types[job_type.name] = job_type
+    await kernel.refresh_contributions()
     kernel.storage = Storage(kernel.settings, await kernel.hooks.storage_providers())
     await kernel.storage.start()
     if swept := kernel.storage.sweep_staged():
@@ -105,10 +109,14 @@ async def start_kernel(kernel: Kernel) -> None:
     kernel.sessions.start_purging()
     await kernel.hooks.startup(kernel)
     await kernel.hooks.ready(kernel)
+    await kernel.registry.start()
 
 
 async def stop_kernel(kernel: Kernel) -> None:
-    """Streams end, subscribers get what was committed (bounded), plugins stop, db closes."""
+    """Runners stop; streams end, subscribers get what was committed (bounded), plugins
+    stop, db closes."""
+    await kernel.registry.stop()
+    await kernel.proxy.aclose()
     await kernel.events.close_streams()
     await kernel.finish_ingests(DRAIN_SECONDS)
     await kernel.events.drain(DRAIN_SECONDS)
@@ -121,8 +129,10 @@ async def stop_kernel(kernel: Kernel) -> None:
 
 
 def _api_routes(kernel: Kernel) -> list[tuple[str, str, ApiRoute]]:
-    routes = [("kernel", r.path, r) for r in system_api.routes(kernel)]
+    routes = [("kernel", r.path, r) for r in [*system_api.routes(kernel),
+                                              *plugin_api.routes(kernel)]]
     routes += [(plugin, "/v1" + r.path, r) for plugin, r in kernel.hooks.routes(kernel)]
+    routes.append(("kernel", "/v1/plugins/{plugin_id}/{path:path}", proxy_api_route(kernel)))
     owners: dict[tuple[str, str], str] = {}
     for plugin, path, route in routes:
         kernel.scopes.check(plugin, f"route {'/'.join(route.methods)} {path}", route.scope)
@@ -134,10 +144,22 @@ def _api_routes(kernel: Kernel) -> list[tuple[str, str, ApiRoute]]:
     return routes
 
 
-def _page(page: UIPage) -> BaseRoute:
+def _enabled(kernel: Kernel, plugin: str) -> Callable[[], None]:
+    """Refuses a request to a disabled plugin's route or page."""
+
+    def check() -> None:
+        if plugin in kernel.hooks.inactive:
+            raise NotFound(f"the plugin {plugin!r} is disabled; enable it on the plugins page",
+                           code="plugin_disabled")
+
+    return check
+
+
+def _page(page: UIPage, check: Callable[[], None]) -> BaseRoute:
     endpoint = page.endpoint
 
     async def handle(request: Request) -> Response:
+        check()
         await check_form_csrf(request)
         return await endpoint(request)
 
@@ -169,11 +191,13 @@ def create_app(
 
     api = _api_routes(kernel)
     kernel.api_routes = api
-    routes: list[BaseRoute] = [build_route(r, path) for _, path, r in api]
+    routes: list[BaseRoute] = [build_route(r, path, _enabled(kernel, plugin))
+                               for plugin, path, r in api]
     routes += [declare(r, PUBLIC) for r in docs_routes(build_openapi(api, version=kernel.version))]
 
     kernel.templates = Templates(kernel, kernel.hooks.ui_templates())
-    routes += [_page(page) for _, page in kernel.hooks.ui_pages(kernel)]
+    routes += [_page(page, _enabled(kernel, plugin))
+               for plugin, page in kernel.hooks.ui_pages(kernel)]
     routes.append(declare(Route("/", lambda request: RedirectResponse("/ui/", status_code=303)),
                           SIGNED_IN))
     static = [("kernel", KERNEL_STATIC)] + [(d.name, d.path) for _, d in
@@ -181,6 +205,7 @@ def create_app(
     routes += [declare(Mount(f"/static/{name}", StaticFiles(directory=path),
                              name=f"static-{name}"), PUBLIC)
                for name, path in static]
+    routes += proxy_ui_routes(kernel)
     table = RouteTable(routes)
 
     @asynccontextmanager

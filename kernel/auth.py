@@ -47,6 +47,7 @@ KERNEL_SCOPES = {
     "system:read": "read the system information and check a token",
     "events:read": "read the event log and follow its stream",
     "plugins:admin": "install, enable, disable and configure plugins",
+    "plugins:use": "call the API routes that out-of-process plugins serve",
 }
 
 
@@ -73,8 +74,10 @@ class ScopeRegistry:
         return self._names
 
     def check(self, owner: str, what: str, scope: str) -> None:
-        """A route's declared scope must be registered (or public): a load error if not."""
-        if scope == PUBLIC or scope in self.scopes:
+        """A route's declared scope must be registered (or public): a load error if not.
+        The kernel's own routes may also ask only for a credential (:data:`SIGNED_IN`) and
+        decide in the endpoint."""
+        if scope == PUBLIC or scope in self.scopes or (owner == "kernel" and scope == SIGNED_IN):
             return
         raise PluginError(
             f"plugin {owner!r}: {what} requires unknown scope {scope!r}; declare it with "

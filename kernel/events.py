@@ -126,6 +126,17 @@ class EventBus:
             return False
         return True
 
+    async def forget(self, name: str) -> None:
+        """Stop delivering to ``name`` and drop its cursor: a disabled plugin hears nothing,
+        and once enabled again it hears what happens from then on."""
+        for sub in [s for s in self.subscribers if s.name == name]:
+            self.subscribers.remove(sub)
+            if sub.task is not None:
+                sub.task.cancel()
+                await asyncio.gather(sub.task, return_exceptions=True)
+        await self.db.write(lambda tx: tx.execute(
+            "DELETE FROM event_cursors WHERE subscriber = ?", (name,)))
+
     async def close_streams(self) -> None:
         """End every open event stream (server shutdown must not wait for them)."""
         self.closed.set()

@@ -37,6 +37,10 @@ if TYPE_CHECKING:
     from kernel.services import Kernel
 
 log = logging.getLogger("faceforge.hooks")
+#: hooks that only describe what a plugin would add: read from every installed plugin when
+#: the app is built (routes and pages are mounted once and answer 404 while it is disabled)
+DESCRIBING = frozenset({"faceforge_scopes", "faceforge_routes", "faceforge_ui_pages",
+                        "faceforge_static_dirs", "faceforge_ui_templates"})
 
 
 class Hooks:
@@ -44,13 +48,20 @@ class Hooks:
 
     def __init__(self, pm: pluggy.PluginManager) -> None:
         self.pm = pm
+        #: plugins that are disabled (or in error): no hook but the describing ones calls them
+        self.inactive: set[str] = set()
 
     # -- plumbing ------------------------------------------------------------------------
-    def _impls(self, name: str, reverse: bool = False) -> list[pluggy.HookImpl]:
+    def _impls(self, name: str, reverse: bool = False,
+               only: str | None = None) -> list[pluggy.HookImpl]:
         # pluggy lists implementations in registration order (it *calls* them last-registered
         # first); plugin order is registration order, with tryfirst/trylast still honoured.
         impls = sorted(getattr(self.pm.hook, name).get_hookimpls(),
                        key=lambda impl: (not impl.tryfirst, impl.trylast))
+        if only is not None:  # one plugin being enabled or disabled while the others run
+            impls = [i for i in impls if i.plugin_name == only]
+        elif name not in DESCRIBING:
+            impls = [i for i in impls if i.plugin_name not in self.inactive]
         return impls[::-1] if reverse else impls
 
     @staticmethod
@@ -76,10 +87,12 @@ class Hooks:
                 results.append((impl.plugin_name, result))
         return results
 
-    async def call(self, name: str, **kwargs: Any) -> list[tuple[str, Any]]:
-        """Call a hook, awaiting async implementations one after another in plugin order."""
+    async def call(self, name: str, only: str | None = None,
+                   **kwargs: Any) -> list[tuple[str, Any]]:
+        """Call a hook, awaiting async implementations one after another in plugin order
+        (``only``: just that plugin's)."""
         results = []
-        for impl in self._impls(name):
+        for impl in self._impls(name, only=only):
             result = self._invoke(impl, name, kwargs)
             if inspect.isawaitable(result):
                 try:
@@ -98,8 +111,8 @@ class Hooks:
     def scopes(self) -> list[tuple[str, Scope]]:
         return self._flatten(self.call_sync("faceforge_scopes"))
 
-    async def migrations(self) -> list[tuple[str, Migration]]:
-        return self._flatten(await self.call("faceforge_migrations"))
+    async def migrations(self, only: str | None = None) -> list[tuple[str, Migration]]:
+        return self._flatten(await self.call("faceforge_migrations", only=only))
 
     def routes(self, kernel: Kernel) -> list[tuple[str, ApiRoute]]:
         return self._flatten(self.call_sync("faceforge_routes", kernel=kernel))
@@ -141,20 +154,21 @@ class Hooks:
         return sorted((t for _, t in tabs), key=lambda t: (t.order, t.label))
 
     # -- lifecycle -----------------------------------------------------------------------
-    async def startup(self, kernel: Kernel) -> None:
-        await self.call("faceforge_startup", kernel=kernel)
+    async def startup(self, kernel: Kernel, only: str | None = None) -> None:
+        await self.call("faceforge_startup", only=only, kernel=kernel)
 
-    async def ready(self, kernel: Kernel) -> None:
-        await self.call("faceforge_ready", kernel=kernel)
+    async def ready(self, kernel: Kernel, only: str | None = None) -> None:
+        await self.call("faceforge_ready", only=only, kernel=kernel)
 
-    async def shutdown(self, kernel: Kernel) -> None:
+    async def shutdown(self, kernel: Kernel, only: str | None = None) -> None:
         """Every plugin gets its shutdown, in reverse order, even when an earlier one fails."""
-        await self.notify("faceforge_shutdown", reverse=True, kernel=kernel)
+        await self.notify("faceforge_shutdown", reverse=True, only=only, kernel=kernel)
 
     # -- notification / processing -------------------------------------------------------
-    async def notify(self, name: str, reverse: bool = False, **kwargs: Any) -> None:
+    async def notify(self, name: str, reverse: bool = False, only: str | None = None,
+                     **kwargs: Any) -> None:
         """Call every implementation; one failing is logged and does not stop the rest."""
-        for impl in self._impls(name, reverse):
+        for impl in self._impls(name, reverse, only):
             try:
                 result = impl.function(*[kwargs[a] for a in impl.argnames])
                 if inspect.isawaitable(result):
@@ -162,12 +176,15 @@ class Hooks:
             except Exception:
                 log.exception("plugin %r failed in %s", impl.plugin_name, name)
 
-    def event_subscribers(self, kernel: Kernel) -> list[tuple[str, Deliver]]:
+    def event_subscribers(self, kernel: Kernel,
+                          only: str | None = None) -> list[tuple[str, Deliver]]:
         """One delivery function per plugin implementing ``faceforge_event``, in plugin
         order; a failing delivery is logged, never raised."""
 
         def deliver_with(impl: pluggy.HookImpl) -> Deliver:
             async def deliver(event: Event) -> None:
+                if impl.plugin_name in self.inactive:  # disabled while the event was on its way
+                    return
                 try:
                     result = impl.function(*[{"kernel": kernel, "event": event}[a]
                                              for a in impl.argnames])
@@ -178,7 +195,8 @@ class Hooks:
                                   impl.plugin_name, event.id, event.type)
             return deliver
 
-        return [(impl.plugin_name, deliver_with(impl)) for impl in self._impls("faceforge_event")]
+        return [(impl.plugin_name, deliver_with(impl))
+                for impl in self._impls("faceforge_event", only=only)]
 
     async def asset_ingested(self, kernel: Kernel, asset: dict[str, Any]) -> None:
         await self.notify("faceforge_asset_ingested", kernel=kernel, asset=asset)

@@ -70,6 +70,24 @@ KERNEL_MIGRATIONS = [
         CREATE UNIQUE INDEX api_tokens_live_name ON api_tokens(name) WHERE revoked_at IS NULL;
         """,
     ),
+    Migration(
+        version=3,
+        name="plugin state: enabled, consent, settings",
+        sql="""
+        -- one row per plugin a user (or Core) has decided about; no row: the default
+        -- (built-ins enabled, third-party plugins disabled)
+        CREATE TABLE plugin_state (
+            plugin_id TEXT PRIMARY KEY,
+            enabled INTEGER NOT NULL,
+            -- {"version", "permissions", "at"}: what was agreed to, for which manifest
+            consent TEXT NOT NULL DEFAULT 'null',
+            config TEXT NOT NULL DEFAULT '{}',
+            -- why Core disabled it by itself (a new version asking for more)
+            note TEXT,
+            updated_at TEXT NOT NULL
+        );
+        """,
+    ),
 ]
 
 

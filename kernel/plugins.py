@@ -7,7 +7,7 @@ the app factory for each app, never at import.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import metadata
 from typing import Any
 
@@ -28,6 +28,12 @@ class PluginInfo:
     module: str
     version: str | None
     distribution: str | None
+    #: the registered module or object (None when it could not be registered)
+    plugin: Any = None
+    #: shipped with FaceForge (or added by the app builder): enabled unless told otherwise
+    builtin: bool = True
+    #: why a third-party plugin could not be registered (it is listed in ``error`` state)
+    error: str | None = None
 
 
 def parse_disabled(value: str | None) -> frozenset[str]:
@@ -41,8 +47,9 @@ def build_plugin_manager(
 ) -> tuple[pluggy.PluginManager, list[PluginInfo]]:
     """Load every entry point not in ``disabled``, then ``extra`` (name, plugin) pairs.
 
-    Raises :class:`PluginError` naming the plugin when one fails to import or implements a
-    hook that does not exist or has the wrong arguments.
+    Raises :class:`PluginError` naming the plugin when a built-in one fails to import or
+    implements a hook that does not exist or has the wrong arguments; a third-party package
+    failing so is returned with its ``error`` instead (Core starts; the plugins page says why).
     """
     pm = pluggy.PluginManager(PROJECT_NAME)
     pm.add_hookspecs(hookspecs)
@@ -53,27 +60,29 @@ def build_plugin_manager(
         if ep.name in blocked or ep.name in seen:
             continue
         seen.add(ep.name)
-        try:
-            plugin = ep.load()
-        except Exception as exc:
-            raise PluginError(
-                f"plugin {ep.name!r} ({ep.value}) failed to load: {type(exc).__name__}: {exc}"
-            ) from exc
         dist = ep.dist
-        _register(pm, ep.name, plugin)
-        infos.append(
-            PluginInfo(
-                name=ep.name,
-                module=ep.value,
-                version=dist.version if dist else None,
-                distribution=dist.metadata["Name"] if dist else None,
-            )
-        )
+        distribution = dist.metadata["Name"] if dist else None
+        info = PluginInfo(name=ep.name, module=ep.value, version=dist.version if dist else None,
+                          distribution=distribution, builtin=distribution == PROJECT_NAME)
+        try:
+            try:
+                plugin = ep.load()
+            except Exception as exc:
+                raise PluginError(f"plugin {ep.name!r} ({ep.value}) failed to load: "
+                                  f"{type(exc).__name__}: {exc}") from exc
+            _register(pm, ep.name, plugin)
+        except PluginError as exc:
+            if info.builtin:
+                raise
+            infos.append(replace(info, error=str(exc)))
+            continue
+        infos.append(replace(info, plugin=plugin))
     for name, plugin in extra:
         if name in blocked:
             continue
         _register(pm, name, plugin)
-        infos.append(PluginInfo(name, getattr(plugin, "__name__", repr(plugin)), None, None))
+        infos.append(PluginInfo(name, getattr(plugin, "__name__", repr(plugin)), None, None,
+                                plugin=plugin))
     return pm, infos
 
 

@@ -7,6 +7,7 @@ route's declared scope, enforced by :class:`kernel.auth.AuthMiddleware`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cache
 from typing import Any
 
@@ -90,12 +91,15 @@ def render(result: Any, status: int) -> Response:
     return Response(_encoder.encode(result), status_code=status, media_type="application/json")
 
 
-def build_route(api: ApiRoute, path: str) -> Route:
+def build_route(api: ApiRoute, path: str, check: Callable[[], None] | None = None) -> Route:
     """Wrap ``api.endpoint`` with decoding and encoding; declares the route's policy
-    (scope, body limit), which the auth and body-limit middleware enforce."""
+    (scope, body limit), which the auth and body-limit middleware enforce.  ``check`` runs
+    first and may refuse the request (the route's plugin is disabled)."""
     endpoint = api.endpoint
 
     async def handle(request: Request) -> Response:
+        if check is not None:
+            check()
         kwargs: dict[str, Any] = {}
         if api.query is not None:
             kwargs["query"] = decode_query(request, api.query)

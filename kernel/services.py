@@ -32,6 +32,7 @@ from kernel.auth import (
 from kernel.clock import utc_now
 from kernel.config import CoreConfig, Settings
 from kernel.db import Database
+from kernel.errors import PluginError
 from kernel.events import EventBus
 from kernel.home import Paths
 from kernel.hooks import Hooks
@@ -43,6 +44,8 @@ from kernel.tokens import InstallToken, ScopedTokens
 if TYPE_CHECKING:
     from starlette.responses import Response
 
+    from kernel.plugin_proxy import RunnerProxy
+    from kernel.registry import PluginRegistry
     from kernel.templating import Templates
 
 
@@ -103,6 +106,10 @@ class Kernel:
     startup_error: Exception | None = None
     services: dict[str, Any] = field(default_factory=dict)
     storage: Storage | None = None  # set at start
+    #: every installed plugin and its state (set by the app factory)
+    registry: PluginRegistry = None  # type: ignore[assignment]
+    #: forwards requests to out-of-process plugins' runners (set by the app factory)
+    proxy: RunnerProxy = None  # type: ignore[assignment]
     #: ``faceforge_asset_ingested`` calls still running
     _ingest_tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
@@ -130,7 +137,40 @@ class Kernel:
         return utc_now()
 
     def plugin_config(self, plugin: str) -> dict[str, Any]:
-        return dict(self.config.plugins.get(plugin, {}))
+        return self.registry.config(plugin)
+
+    async def refresh_contributions(self) -> None:
+        """What the enabled plugins add to the UI and the job queue, read again (at start,
+        and whenever a plugin is enabled or disabled)."""
+        from kernel.runner_plugins import contributions
+
+        job_types, nav, tabs = contributions(self.registry)
+        self.nav = sorted([*await self.hooks.ui_nav(self), *nav],
+                          key=lambda e: (e.order, e.label))
+        self.entity_tabs = sorted([*await self.hooks.ui_entity_tabs(self), *tabs],
+                                  key=lambda t: (t.order, t.label))
+        self.shell_widgets = await self.hooks.ui_shell_widgets(self)
+        types = {}
+        for plugin, job_type in [*await self.hooks.job_types(self),
+                                 *(("outside", t) for t in job_types)]:
+            if "." not in job_type.name:
+                raise PluginError(f"plugin {plugin!r}: job type {job_type.name!r} must be "
+                                  f"namespaced as '<plugin>.<name>'")
+            types[job_type.name] = job_type
+        # changed in place: the job queue holds this very dict
+        self.job_types.clear()
+        self.job_types.update(types)
+
+    async def plugin_started(self, plugin: str) -> None:
+        """An in-process plugin enabled while Core runs: its startup, ready and events."""
+        await self.hooks.startup(self, only=plugin)
+        await self.hooks.ready(self, only=plugin)
+        await self.events.start(self.hooks.event_subscribers(self, only=plugin))
+
+    async def plugin_stopped(self, plugin: str) -> None:
+        """An in-process plugin disabled while Core runs: no more events; its shutdown."""
+        await self.events.forget(plugin)
+        await self.hooks.shutdown(self, only=plugin)
 
     @staticmethod
     def logger(plugin: str) -> logging.Logger:

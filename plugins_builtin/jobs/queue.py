@@ -54,7 +54,8 @@ class JobQueue:
 
     # -- lifecycle -----------------------------------------------------------------------
     async def start(self, types: dict[str, JobType]) -> None:
-        self.types = dict(types)
+        # the kernel's own dict, kept: enabling or disabling a plugin changes it in place
+        self.types = types
         if recovered := await self.store.recover(
                 "Core stopped or crashed while the job ran"):
             self.log.warning("recovered %d job(s) that were running when Core stopped",

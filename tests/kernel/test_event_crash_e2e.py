@@ -54,6 +54,9 @@ def test_events_committed_before_a_crash_are_delivered_after_restart(home: Path)
 
     process, http = start(home)
     try:
+        enabled = http.post("/v1/plugins/sample/enable", headers=auth, json={
+            "accept_permissions": ["entities:read", "events:read"]})
+        assert enabled.json()["state"] == "enabled"  # kept across the crash and restart
         for name in ("Ada", "Grace", "Edsger"):
             http.post("/v1/entities", json={"display_name": name},
                       headers=auth).raise_for_status()

@@ -1,7 +1,8 @@
-"""A separately installed plugin package, found only by its entry point, can add a route,
-a table, a job type, an entity tab and an event subscriber — and disabling it removes all.
+"""A separately installed plugin package, found only by its entry point, starts disabled;
+enabled (without a restart) it adds a route, a table, a job type, an entity tab and an
+event subscriber — and disabling it takes every one of them away at once.
 
-The package is tests/plugins/sample_plugin (``pip install -e tests/plugins/sample_plugin``).
+The package is examples/sample_plugin (``pip install -e examples/sample_plugin``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from kernel.plugins import ENTRY_POINT_GROUP
 from tests.conftest import running
 
 from .conftest import eventually, kernel_of, require_sample_plugin
+from .plugin_helpers import enable_plugin
 
 PLUGIN = "sample"
 
@@ -47,6 +49,14 @@ async def test_sample_contributions_are_live(make_app, settings) -> None:
     assert info.distribution == "faceforge-sample-plugin"
 
     async with running(app, settings.install_token) as client:
+        # third-party: disabled until someone enables it
+        response = await client.get("/v1/plugins/sample/hello")
+        assert response.status_code == 404
+        assert response.json()["error"]["code"] == "plugin_disabled"
+        assert not await kernel.db.fetchone(
+            "SELECT 1 FROM sqlite_master WHERE type='table' AND name='sample_greetings'")
+        assert "sample" not in {t.id for t in kernel.entity_tabs}
+        await enable_plugin(client, PLUGIN)
         # route
         response = await client.get("/v1/plugins/sample/hello")
         assert response.status_code == 200
@@ -76,7 +86,11 @@ async def test_sample_contributions_are_live(make_app, settings) -> None:
         # entity tab (a UI panel)
         tab = next(t for t in kernel.entity_tabs if t.id == "sample")
         assert tab.label == "Sample"
-        assert "sample plugin" in await tab.render(None, {"id": "e1"})
+        assert "Hello from the sample plugin" in await tab.render(None, {"id": "e1"})
+        # its settings, checked against its manifest's schema, reach it at once
+        saved = await client.put("/v1/plugins/sample/config", json={"greeting": "Ahoy"})
+        assert saved.status_code == 200 and saved.json()["greeting"] == "Ahoy"
+        assert "Ahoy from the sample plugin" in await tab.render(None, {"id": "e1"})
         # event subscriber
         event_id = await kernel.db.write(lambda tx: tx.event("sample.test", {"hi": 1}))
 
@@ -86,6 +100,39 @@ async def test_sample_contributions_are_live(make_app, settings) -> None:
 
         seen = await eventually(greeted, what="the sample subscriber to write the event down")
         assert seen == [{"event_id": event_id, "event_type": "sample.test"}]
+
+        # disabled: every contribution goes at once, without a restart
+        assert (await client.post("/v1/plugins/sample/disable")).json()["state"] == "disabled"
+        response = await client.get("/v1/plugins/sample/hello")
+        assert response.status_code == 404
+        assert response.json()["error"]["code"] == "plugin_disabled"
+        assert "sample" not in {t.id for t in kernel.entity_tabs}
+        refused = await client.post("/v1/jobs", json={"type": "sample.greet"})
+        assert refused.status_code == 422
+        assert "sample" not in {s.name for s in kernel.events.subscribers}
+        quiet = await kernel.db.write(lambda tx: tx.event("sample.test", {"hi": 2}))
+        await client.post("/v1/plugins/sample/enable",
+                          json={"accept_permissions": ["entities:read", "events:read"]})
+        later = await kernel.db.write(lambda tx: tx.event("sample.test", {"hi": 3}))
+
+        async def heard() -> list:
+            body = (await client.get("/v1/plugins/sample/hello")).json()
+            return [g["event_id"] for g in body["greetings"] if g["event_id"] >= quiet] or None
+
+        # enabled again, it hears what happens from then on, not what it missed
+        assert await eventually(heard, what="the sample subscriber to hear the new event") \
+            == [later]
+
+
+async def test_sample_state_survives_a_restart(make_app, settings) -> None:
+    require_sample_plugin()
+    async with running(make_app(), settings.install_token) as client:
+        await enable_plugin(client, PLUGIN)
+    async with running(make_app(), settings.install_token) as client:
+        assert (await client.get("/v1/plugins/sample/hello")).status_code == 200
+        await client.post("/v1/plugins/sample/disable")
+    async with running(make_app(), settings.install_token) as client:
+        assert (await client.get("/v1/plugins/sample/hello")).status_code == 404
 
 
 async def test_disabled_sample_contributes_nothing(make_app, home) -> None:
@@ -98,7 +145,7 @@ async def test_disabled_sample_contributes_nothing(make_app, home) -> None:
     async with running(app, settings.install_token) as client:
         response = await client.get("/v1/plugins/sample/hello")
         assert response.status_code == 404
-        assert response.json()["error"]["code"] == "not_found"
+        assert response.json()["error"]["code"] == "plugin_not_found"
         assert "/v1/plugins/sample/hello" not in (await client.get("/openapi.json")).json()[
             "paths"]
         assert not await kernel.db.fetchone(

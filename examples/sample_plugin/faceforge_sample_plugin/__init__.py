@@ -32,9 +32,14 @@ async def _greet_job(*args: Any, **kwargs: Any) -> dict[str, str]:
     return {"greeting": "hello"}
 
 
-async def _render_tab(request: Any, entity: dict[str, Any]) -> str:
-    # a tab returns HTML: escape whatever came from the user
-    return f"<p>Hello from the sample plugin, {html.escape(entity.get('display_name', ''))}!</p>"
+def _tab(kernel: Kernel) -> Any:
+    async def render(request: Any, entity: dict[str, Any]) -> str:
+        # a tab returns HTML: escape whatever came from the user or the settings
+        greeting = kernel.plugin_config("sample").get("greeting", "Hello")
+        return (f"<p>{html.escape(greeting)} from the sample plugin, "
+                f"{html.escape(entity.get('display_name', ''))}!</p>")
+
+    return render
 
 
 @hookimpl
@@ -75,8 +80,8 @@ def faceforge_job_types(kernel: Any) -> list[JobType]:
 
 
 @hookimpl
-def faceforge_ui_entity_tabs(kernel: Any) -> list[EntityTab]:
-    return [EntityTab(id="sample", label="Sample", render=_render_tab, order=900)]
+def faceforge_ui_entity_tabs(kernel: Kernel) -> list[EntityTab]:
+    return [EntityTab(id="sample", label="Sample", render=_tab(kernel), order=900)]
 
 
 @hookimpl
