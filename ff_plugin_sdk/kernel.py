@@ -24,6 +24,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
+from ff_plugin_sdk.plugins import PluginView
 from ff_plugin_sdk.storage import Storage
 from ff_plugin_sdk.types import EntityTab, Event, JobType, NavEntry, Principal, ShellWidget
 
@@ -109,6 +110,25 @@ class Auth(Protocol):
         """Raise 403 unless a form post made with a session cookie carries its token."""
 
 
+class PluginRegistry(Protocol):
+    """Every installed plugin and its state: what the plugins page shows and changes."""
+
+    def views(self) -> list[PluginView]: ...
+    def get(self, plugin_id: str, *, tail: bool = False) -> PluginView:
+        """One plugin (404 ``plugin_not_found``); ``tail`` adds its runner's newest log lines."""
+    async def enable(self, plugin_id: str, accepted: list[str]) -> PluginView:
+        """409 ``consent_required`` unless ``accepted`` covers what it asks for; 409
+        ``plugin_error`` for a plugin in error."""
+    async def disable(self, plugin_id: str) -> PluginView:
+        """409 ``plugin_required`` for a plugin Core cannot work without."""
+    def config(self, plugin_id: str) -> dict[str, Any]: ...
+    async def set_config(self, plugin_id: str, values: dict[str, Any]) -> dict[str, Any]:
+        """422 ``invalid_config`` (details: each failing path) unless ``values`` match the
+        plugin's ``config_schema``."""
+    async def rescan(self) -> list[PluginView]:
+        """Pick up plugin folders added, changed or removed."""
+
+
 @runtime_checkable
 class Kernel(Protocol):
     """One running Core, as plugins see it."""
@@ -130,6 +150,8 @@ class Kernel(Protocol):
     services: dict[str, Any]
     #: renders an error page inside the layout; set by the UI shell
     error_page: Callable[..., Any] | None
+    #: every installed plugin, in or out of process, and its state
+    registry: PluginRegistry
 
     @property
     def home(self) -> Path: ...

@@ -41,7 +41,7 @@ def routes(kernel: Kernel) -> list[ApiRoute]:
 
     async def get_plugin(request: Request) -> PluginView:
         """One plugin, with the newest lines of its runner's log."""
-        return registry.view(registry.find(request.path_params["plugin_id"]), tail=True)
+        return registry.get(request.path_params["plugin_id"], tail=True)
 
     async def enable(request: Request, body: EnableRequest | None) -> PluginView:
         """Enable: a third-party plugin asking for permissions needs them in

@@ -124,6 +124,9 @@ class PluginRegistry:
     def views(self) -> list[PluginView]:
         return [self.view(r) for r in self.records]
 
+    def get(self, plugin_id: str, *, tail: bool = False) -> PluginView:
+        return self.view(self.find(plugin_id), tail=tail)
+
     def config(self, plugin_id: str) -> dict[str, Any]:
         """``plugins.<id>`` of core.json, overlaid by what was saved through the API."""
         stored = next((r.config for r in self.records if r.id == plugin_id), {})
@@ -268,8 +271,8 @@ class PluginRegistry:
                     raise ValidationFailed(
                         f"the settings of {plugin_id!r} do not match its schema: "
                         f"{errors[0].message}", code="invalid_config",
-                        details=[{"path": "/".join(str(p) for p in e.absolute_path) or "$",
-                                  "message": e.message} for e in errors])
+                        details=[{"path": _json_path(e.absolute_path), "message": e.message}
+                                 for e in errors])
             record.config = values
             await self._save(record, "plugin.config_changed")
             return self.config(plugin_id)
@@ -312,6 +315,11 @@ class PluginRegistry:
                     await self.rescan()
                 except Exception:
                     log.exception("rescanning the plugins folder failed")
+
+
+def _json_path(parts: Any) -> str:
+    """``["training", "steps", 0]`` -> ``$.training.steps[0]`` (as msgspec names paths)."""
+    return "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts)
 
 
 class OutOfProcess:
