@@ -46,7 +46,8 @@ hookspec = pluggy.HookspecMarker(PROJECT_NAME)
 def faceforge_migrations() -> Sequence[Migration]:
     """Contribute this plugin's schema migrations.
 
-    Called: once per start (and by ``faceforge migrate``), before ``faceforge_startup``.
+    Called: once per start for each enabled plugin (and by ``faceforge migrate``), before
+    ``faceforge_startup``; and when a plugin is enabled while Core runs.
     Each migration runs once in its own transaction, recorded as (plugin, version).
     Async: may be ``async def``.
     """
@@ -56,7 +57,8 @@ def faceforge_migrations() -> Sequence[Migration]:
 def faceforge_routes(kernel: Kernel) -> Sequence[ApiRoute]:
     """Contribute API routes, mounted under ``/v1``; each declares its permission scope.
 
-    Called: once per app build.  Async: no (the route table is built synchronously).
+    Called: once per app build, for every installed plugin: a disabled plugin's routes
+    answer 404 ``plugin_disabled``.  Async: no (the route table is built synchronously).
     """
 
 
@@ -73,7 +75,8 @@ def faceforge_scopes() -> Sequence[Scope]:
 def faceforge_job_types(kernel: Kernel) -> Sequence[JobType]:
     """Contribute namespaced job types (``<plugin>.<verb>``) and their handlers.
 
-    Called: once per start.  Async: may be ``async def``.
+    Called: at start and whenever a plugin is enabled or disabled (a disabled plugin's
+    types are unknown).  Async: may be ``async def``.
     """
 
 
@@ -100,7 +103,8 @@ def faceforge_storage_providers() -> Sequence[StorageProviderType]:
 def faceforge_config_schema() -> dict[str, Any] | None:
     """Return the JSON Schema of this plugin's settings, rendered as a form in the UI.
 
-    Called: when plugin settings are listed or validated.  Async: may be ``async def``.
+    Called: for a built-in plugin's settings (third-party plugins put it in their
+    manifest), when the plugins are listed.  Async: may be ``async def``.
     """
 
 
@@ -133,7 +137,8 @@ def faceforge_status(kernel: Kernel) -> Sequence[StatusLine]:
 def faceforge_ui_nav(kernel: Kernel) -> Sequence[NavEntry]:
     """Contribute entries to the UI's main navigation.
 
-    Called: once per start; the nav is rendered from the result.  Async: may be ``async def``.
+    Called: at start and whenever a plugin is enabled or disabled; the nav is rendered from
+    the result.  Async: may be ``async def``.
     """
 
 
@@ -141,7 +146,8 @@ def faceforge_ui_nav(kernel: Kernel) -> Sequence[NavEntry]:
 def faceforge_ui_pages(kernel: Kernel) -> Sequence[UIPage]:
     """Contribute server-rendered pages, mounted under ``/ui`` behind the session login.
 
-    Called: once per app build.  Async: no.
+    Called: once per app build, for every installed plugin: a disabled plugin's pages
+    answer 404 ``plugin_disabled``.  Async: no.
     """
 
 
@@ -149,7 +155,8 @@ def faceforge_ui_pages(kernel: Kernel) -> Sequence[UIPage]:
 def faceforge_ui_shell_widgets(kernel: Kernel) -> Sequence[ShellWidget]:
     """Contribute small live elements to the UI shell's top bar (shown on every page).
 
-    Called: once per start.  Async: may be ``async def``.
+    Called: at start and whenever a plugin is enabled or disabled.  Async: may be
+    ``async def``.
     """
 
 
@@ -157,7 +164,8 @@ def faceforge_ui_shell_widgets(kernel: Kernel) -> Sequence[ShellWidget]:
 def faceforge_ui_entity_tabs(kernel: Kernel) -> Sequence[EntityTab]:
     """Contribute tabs (and plugin panels) to the entity detail page.
 
-    Called: once per start.  Async: may be ``async def``.
+    Called: at start and whenever a plugin is enabled or disabled.  Async: may be
+    ``async def``.
     """
 
 
@@ -168,7 +176,8 @@ def faceforge_ui_entity_tabs(kernel: Kernel) -> Sequence[EntityTab]:
 def faceforge_startup(kernel: Kernel) -> None:
     """Start this plugin's background work; the database is migrated and open.
 
-    Called: once, in the app lifespan, after migrations.  Async: may be ``async def``.
+    Called: once, in the app lifespan, after migrations; and when the plugin is enabled
+    while Core runs.  Async: may be ``async def``.
     """
 
 
@@ -177,7 +186,8 @@ def faceforge_ready(kernel: Kernel) -> None:
     """Every plugin has started: begin work that may use other plugins' services (the
     jobs plugin runs queued jobs from here on).
 
-    Called: once, in the app lifespan, after every ``faceforge_startup``.  Async: may be
+    Called: once, in the app lifespan, after every ``faceforge_startup``; and right after
+    the plugin's own startup when it is enabled while Core runs.  Async: may be
     ``async def``.
     """
 
@@ -186,7 +196,8 @@ def faceforge_ready(kernel: Kernel) -> None:
 def faceforge_shutdown(kernel: Kernel) -> None:
     """Stop this plugin's background work; the database is still open.
 
-    Called: once, in the app lifespan, in reverse plugin order.  Async: may be ``async def``.
+    Called: once, in the app lifespan, in reverse plugin order; and when the plugin is
+    disabled while Core runs.  Async: may be ``async def``.
     """
 
 
@@ -201,6 +212,7 @@ def faceforge_event(kernel: Kernel, event: Event) -> None:
     subscribing plugin has a durable cursor, so events committed but not delivered when Core
     stopped or crashed are delivered after the next start (make handling idempotent).  A
     plugin subscribing for the first time starts with the events after its first start.
+    A disabled plugin hears nothing; enabled again, it hears what happens from then on.
     Shutdown waits (bounded) for delivery before ``faceforge_shutdown``.  A failing
     subscriber is logged, does not affect others and does not get the event again.
     Async: may be ``async def``.
