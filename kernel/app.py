@@ -18,7 +18,6 @@ from starlette.staticfiles import StaticFiles
 
 from ff_plugin_sdk.types import ApiRoute, UIPage
 from kernel import plugin_api, system_api
-from kernel._proxy_stub import RunnerProxy
 from kernel.access import AccessMiddleware
 from kernel.auth import (
     PUBLIC,
@@ -41,6 +40,7 @@ from kernel.limits import BodyLimitMiddleware
 from kernel.log import configure_logging
 from kernel.migrations import apply_migrations
 from kernel.openapi import build_openapi
+from kernel.plugin_proxy import RunnerProxy
 from kernel.plugins import build_plugin_manager
 from kernel.registry import OutOfProcess, PluginRegistry
 from kernel.routing import build_route

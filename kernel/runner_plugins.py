@@ -5,7 +5,9 @@ to the HTTP server its runner serves on a local port.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
+from html import escape
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -15,9 +17,9 @@ from starlette.routing import BaseRoute, Route
 
 from ff_plugin_sdk.errors import NotFound
 from ff_plugin_sdk.types import ApiRoute, EntityTab, JobType, NavEntry
-from kernel._proxy_stub import check_proxied_form_csrf
-from kernel.auth import SIGNED_IN, declare
+from kernel.auth import CSRF_FIELD, SIGNED_IN, declare
 from kernel.log import Redactor
+from kernel.plugin_proxy import PluginUnavailable, check_proxied_form_csrf
 from kernel.runners import RunnerProcess, free_port
 
 if TYPE_CHECKING:
@@ -93,27 +95,43 @@ def contributions(registry: PluginRegistry) -> tuple[list[JobType], list[NavEntr
 
 def _tab(registry: PluginRegistry, plugin_id: str, path: str) -> Any:
     async def render(request: Request, entity: dict[str, Any]) -> str:
-        record = _serving(registry, plugin_id)
+        record, base_url = _serving(registry, plugin_id)
         query = "entity_id=" + quote(entity["entity_id"])
-        status, _, text = await registry.kernel.proxy.fetch_html(
-            request, record.base_url, f"{path}?{query}")
-        if status >= 400:
-            raise NotFound(f"the {record.manifest.name} plugin could not show this tab "
-                           f"(it answered {status})", code="plugin_tab_failed")
-        return text
+        page = await registry.kernel.proxy.fetch_html(request, base_url,
+                                                      f"{path}?{query}",
+                                                      prefix=f"{UI_PREFIX}/{plugin_id}")
+        if page.status >= 400 or page.text is None:
+            raise PluginUnavailable(f"the {record.manifest.name} plugin could not show this "
+                                    f"tab (it answered {page.status})", code="plugin_tab_failed")
+        return with_csrf(page.text, request)
 
     return render
 
 
-def _serving(registry: PluginRegistry, plugin_id: str) -> Record:
-    """The plugin, enabled, out of process, with a runner serving HTTP; else 404."""
+_POST_FORM = re.compile(r"<form\b[^>]*\bmethod\s*=\s*[\"']?post\b[^>]*>", re.I)
+
+
+def with_csrf(html: str, request: Request) -> str:
+    """A runner's HTML, its POST forms given the session's CSRF token (the runner cannot
+    know it; Core checks it before passing the form on)."""
+    principal = request.scope.get("ff.principal")
+    token = getattr(principal, "csrf_token", None)
+    if not token:
+        return html
+    field = f'<input type="hidden" name="{CSRF_FIELD}" value="{escape(token)}">'
+    return _POST_FORM.sub(lambda m: m.group(0) + field, html)
+
+
+def _serving(registry: PluginRegistry, plugin_id: str) -> tuple[Record, str]:
+    """The plugin, enabled, out of process, with a runner serving HTTP, and where it
+    serves; else 404."""
     record = registry.find(plugin_id)
     if record.state != "enabled":
         raise NotFound(f"the plugin {plugin_id!r} is disabled", code="plugin_disabled")
     if record.found.kind != "out_of_process" or record.base_url is None:
         raise NotFound(f"the plugin {plugin_id!r} serves no routes of its own",
                        code="not_found")
-    return record
+    return record, record.base_url
 
 
 def proxy_api_route(kernel: Kernel) -> ApiRoute:
@@ -124,9 +142,9 @@ def proxy_api_route(kernel: Kernel) -> ApiRoute:
     async def call_plugin(request: Request) -> Response:
         """A route an out-of-process plugin serves (streamed both ways)."""
         plugin_id = request.path_params["plugin_id"]
-        record = _serving(registry, plugin_id)
+        _, base_url = _serving(registry, plugin_id)
         prefix = f"/v1/plugins/{plugin_id}"
-        return await kernel.proxy.forward(request, record.base_url,
+        return await kernel.proxy.forward(request, base_url,
                                           f"{prefix}/{request.path_params['path']}",
                                           prefix=prefix)
 
@@ -140,16 +158,18 @@ def proxy_ui_routes(kernel: Kernel) -> list[BaseRoute]:
 
     async def page(request: Request) -> Response:
         plugin_id = request.path_params["plugin_id"]
-        record = _serving(registry, plugin_id)
+        record, base_url = _serving(registry, plugin_id)
         body = await check_proxied_form_csrf(request)
         path = "/" + request.path_params.get("path", "")
-        status, headers, text = await kernel.proxy.fetch_html(request, record.base_url, path,
-                                                              body=body)
-        if text is None:  # not HTML (a redirect, a file): passed on as it is
-            return Response(headers.pop("_body", b""), status_code=status, headers=headers)
+        prefix = f"{UI_PREFIX}/{plugin_id}"
+        page = await kernel.proxy.fetch_html(request, base_url, path, body=body,
+                                             prefix=prefix)
+        if page.text is None or 300 <= page.status < 400:  # a redirect, a file: as it is
+            return Response(page.body, status_code=page.status, headers=page.headers)
         assert kernel.templates is not None
         return kernel.templates.render(request, "plugin_page.html", {
-            "plugin": registry.view(record), "body": text, "path": path}, status=status)
+            "plugin": registry.view(record), "body": with_csrf(page.text, request),
+            "path": path}, status=page.status)
 
     return [
         declare(Route(UI_PREFIX + "/{plugin_id}/{path:path}", page, methods=ALL_METHODS),
