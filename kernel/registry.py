@@ -139,6 +139,10 @@ class PluginRegistry:
         rows = {r["plugin_id"]: r for r in await self.kernel.db.fetchall(
             "SELECT plugin_id, enabled, consent, config, note FROM plugin_state")}
         found = plugin_sources.in_process(self.kernel.plugins, self.kernel.version)
+        schemas = await self.kernel.hooks.config_schemas()  # built-ins declare theirs by hook
+        for builtin in found:
+            if builtin.kind == "builtin" and builtin.id in schemas:
+                builtin.manifest.config_schema = schemas[builtin.id]
         found += self._scan(found)
         self.records = [self._record(f, rows.get(f.id)) for f in found]
         self._sync_inactive()

@@ -241,9 +241,17 @@ async def test_storage_providers_hook(contrib) -> None:
 
 
 async def test_config_schema_hook(contrib) -> None:
-    kernel, _ = contrib
+    kernel, client = contrib
     schemas = await kernel.hooks.config_schemas()
     assert schemas["contributions"]["properties"]["greeting"] == {"type": "string"}
+    # the plugins page and the API show it, and settings are checked against it
+    listed = (await client.get("/v1/plugins/contributions")).json()
+    assert listed["config_schema"] == schemas["contributions"]
+    bad = await client.put("/v1/plugins/contributions/config", json={"greeting": 3})
+    assert bad.status_code == 422 and bad.json()["error"]["details"][0]["path"] == "$.greeting"
+    saved = await client.put("/v1/plugins/contributions/config", json={"greeting": "hi"})
+    assert saved.status_code == 200
+    assert kernel.plugin_config("contributions") == {"greeting": "hi"}
 
 
 async def test_static_dirs_hook_serves_files_publicly(contrib) -> None:
