@@ -267,3 +267,16 @@ def test_runner_argv_python_means_cores_python() -> None:
     runner = RunnerProcess("x", ["python", "-V"], cwd=Path("."), log_file=Path("x.log"),
                            redact=str)
     assert runner.argv[0] == sys.executable
+
+
+async def test_a_new_plugin_folder_is_noticed_without_a_rescan(make_app, settings,
+                                                               with_home) -> None:
+    async with running(make_app(), settings.install_token) as client:
+        install(with_home, "watcher", manifest())
+
+        async def listed() -> bool:
+            items = (await client.get("/v1/plugins")).json()["items"]
+            return "watcher" in {p["id"] for p in items}
+
+        await eventually(listed, timeout=15, interval=0.1,
+                         what="Core to notice the new plugin folder by itself")
