@@ -2,11 +2,14 @@
 
 In-process plugins use :data:`hookimpl`, the types in :mod:`ff_plugin_sdk.types` and the
 :class:`~ff_plugin_sdk.kernel.Kernel` protocol (everything they may use of the server);
-out-of-process plugins use :class:`ff_plugin_sdk.client.FaceForgeClient`.  Nothing here
-imports the server.
+out-of-process plugins use the HTTP clients :class:`AsyncFaceForge` and :class:`FaceForge`
+(:mod:`ff_plugin_sdk.client`, imported on first use) and :class:`ff_plugin_sdk.runner.Runner`.
+Nothing here imports the server.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
@@ -43,9 +46,24 @@ from ff_plugin_sdk.types import (
     parse_event_id,
 )
 
+if TYPE_CHECKING:
+    from ff_plugin_sdk.client import AsyncFaceForge, FaceForge
+
 PROJECT_NAME = "faceforge"
 #: Marks a function as a FaceForge hook implementation.
 hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+#: the clients, imported when first asked for (in-process plugins never need httpx)
+_CLIENTS = ("AsyncFaceForge", "FaceForge")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _CLIENTS:
+        from ff_plugin_sdk import client
+
+        return getattr(client, name)
+    raise AttributeError(f"module 'ff_plugin_sdk' has no attribute {name!r}")
+
 
 __all__ = [
     "PROJECT_NAME",
@@ -53,10 +71,12 @@ __all__ = [
     "SQL_INT_MAX",
     "ApiRoute",
     "AssetKind",
+    "AsyncFaceForge",
     "BadRequest",
     "Conflict",
     "EntityTab",
     "Event",
+    "FaceForge",
     "FaceForgeError",
     "Forbidden",
     "JobType",

@@ -106,3 +106,29 @@ def validation_error(exc: msgspec.ValidationError, root: str = "$") -> Validatio
     if match and match.group(1):
         why += " (in a key)"
     return ValidationFailed(f"invalid {path}: {why}", details=[{"path": path, "message": why}])
+
+
+#: the class a status maps to when an answer from Core is read back (the HTTP client)
+_BY_STATUS: dict[int, type[FaceForgeError]] = {
+    cls.status: cls for cls in (BadRequest, Unauthorized, Forbidden, NotFound, MethodNotAllowed,
+                                Conflict, PreconditionFailed, PayloadTooLarge,
+                                RangeNotSatisfiable, ValidationFailed)}
+
+
+def error_from_envelope(status: int, body: Any,
+                        headers: dict[str, str] | None = None) -> FaceForgeError:
+    """The typed error an answer of ``status`` carrying ``body`` stands for (the reverse of
+    rendering the envelope): ``NotFound`` for a 404, with the envelope's code, message and
+    details.  A body that is not an envelope (a proxy's HTML page) keeps its first line as
+    the message, with the code ``http_<status>``."""
+    cls = _BY_STATUS.get(status, FaceForgeError)
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict) and isinstance(error.get("message"), str):
+        code = error.get("code")
+        details = error.get("details")
+        return cls(error["message"], code=code if isinstance(code, str) else None,
+                   details=details if isinstance(details, list) else None, status=status,
+                   headers=headers)
+    text = body.strip().splitlines()[0][:300] if isinstance(body, str) and body.strip() else ""
+    return cls(text or f"HTTP {status} without an error body", code=f"http_{status}",
+               status=status, headers=headers)
