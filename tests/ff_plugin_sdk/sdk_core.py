@@ -5,6 +5,7 @@ runner processes), and a TCP relay in front of one that drops connections on dem
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -21,6 +22,15 @@ from ff_plugin_sdk.client import AsyncFaceForge
 from kernel.server import hypercorn_config, listen_socket
 
 BOUND_SECONDS = 20.0
+
+
+def blob(size: int, seed: int = 1) -> bytes:
+    """``size`` bytes that do not repeat (each seed its own)."""
+    out, block = bytearray(), hashlib.sha256(bytes([seed])).digest()
+    while len(out) < size:
+        block = hashlib.sha256(block).digest()
+        out += block
+    return bytes(out[:size])
 
 
 def eventually(check: Callable[[], Any], what: str, timeout: float = BOUND_SECONDS) -> Any:
