@@ -68,6 +68,31 @@ async def in_process(app: Starlette, token: str | None,
         yield ff
 
 
+class Flaky(httpx.AsyncBaseTransport):
+    """The real transport, after ``failures`` requests fail the way ``fail`` says."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, failures: int, fail: str) -> None:
+        self.inner, self.failures, self.fail = inner, failures, fail
+        self.seen: list[str] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.seen.append(f"{request.method} {request.url.path}")
+        if self.failures > 0:
+            self.failures -= 1
+            if self.fail == "refused":
+                raise httpx.ConnectError("connection refused", request=request)
+            if self.fail == "dropped":
+                await self.inner.handle_async_request(request)  # it did reach Core
+                raise httpx.RemoteProtocolError("server disconnected", request=request)
+            return httpx.Response(503, json={"error": {"code": "busy", "message": "later"}},
+                                  headers={"Retry-After": "0"})
+        return await self.inner.handle_async_request(request)
+
+
+def flaky(core: Any, failures: int, fail: str) -> Flaky:
+    return Flaky(httpx.ASGITransport(app=core, raise_app_exceptions=False), failures, fail)
+
+
 class Served:
     """``app`` served by Hypercorn on 127.0.0.1 (a free port) in a thread of its own."""
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 import msgspec
 import pytest
 
@@ -20,7 +19,7 @@ from ff_plugin_sdk import (
 )
 from ff_plugin_sdk.client import AsyncFaceForge, Entity, Job, Page, Retry, Unreachable
 from ff_plugin_sdk.errors import error_from_envelope
-from tests.ff_plugin_sdk.sdk_core import in_process
+from tests.ff_plugin_sdk.sdk_core import flaky, in_process
 from tests.plugins import job_types
 
 
@@ -229,31 +228,6 @@ def test_envelopes_map_to_the_typed_errors() -> None:
     proxy = error_from_envelope(502, "<html>Bad gateway</html>\nmore")
     assert type(proxy) is FaceForgeError and proxy.status == 502
     assert proxy.code == "http_502" and proxy.message == "<html>Bad gateway</html>"
-
-
-class Flaky(httpx.AsyncBaseTransport):
-    """The real transport, after ``failures`` requests fail the way ``fail`` says."""
-
-    def __init__(self, inner: httpx.AsyncBaseTransport, failures: int, fail: str) -> None:
-        self.inner, self.failures, self.fail = inner, failures, fail
-        self.seen: list[str] = []
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        self.seen.append(f"{request.method} {request.url.path}")
-        if self.failures > 0:
-            self.failures -= 1
-            if self.fail == "refused":
-                raise httpx.ConnectError("connection refused", request=request)
-            if self.fail == "dropped":
-                await self.inner.handle_async_request(request)  # it did reach Core
-                raise httpx.RemoteProtocolError("server disconnected", request=request)
-            return httpx.Response(503, json={"error": {"code": "busy", "message": "later"}},
-                                  headers={"Retry-After": "0"})
-        return await self.inner.handle_async_request(request)
-
-
-def flaky(core: Any, failures: int, fail: str) -> Flaky:
-    return Flaky(httpx.ASGITransport(app=core, raise_app_exceptions=False), failures, fail)
 
 
 @pytest.mark.parametrize("fail", ["refused", "dropped", "503"])
