@@ -431,6 +431,41 @@ async def test_valid_settings_are_saved(ui, client) -> None:
     assert (await client.get("/v1/plugins/sample/config")).json() == {"greeting": "Morning"}
 
 
+async def test_nested_objects_arrays_and_choices_are_saved_as_typed_json(ui, client,
+                                                                         plugins_dir) -> None:
+    schema = {"type": "object", "required": ["folder"], "additionalProperties": False,
+              "properties": {
+                  "folder": {"type": "string", "title": "Folder"},
+                  "fast": {"type": "boolean"},
+                  "mode": {"enum": ["quick", "thorough"]},
+                  "tags": {"type": "array", "items": {"type": "string"}},
+                  "training": {"type": "object", "properties": {
+                      "steps": {"type": "integer", "minimum": 1},
+                      "rate": {"type": "number"}}}}}
+    install(plugins_dir, "watcher", manifest(config_schema=schema))
+    await rescan(ui)
+    html = await page(ui, "/ui/plugins/watcher")
+    assert tags(html, "input", name="training.steps", type="number")
+    assert tags(html, "select", name="mode") and tags(html, "input", name="tags[0]")
+    form = {"folder": "/srv/in", "fast": ["false", "true"], "mode": "thorough",
+            "tags": "", "tags[0]": "a", "tags[1]": "", "training.steps": "0",
+            "training.rate": "0.5"}
+    refused = await post_form(ui, "/ui/plugins/watcher/settings", form)
+    assert refused.status_code == 422
+    assert text_of(refused.text, "cfg-training.steps-error") == "must be at least 1"
+    assert tags(refused.text, "input", name="training.rate")[0].attrs["value"] == "0.5"
+    saved = await post_form(ui, "/ui/plugins/watcher/settings",
+                            form | {"training.steps": "300"})
+    assert saved.status_code == 303
+    assert (await client.get("/v1/plugins/watcher/config")).json() == {
+        "folder": "/srv/in", "fast": True, "mode": "thorough", "tags": ["a"],
+        "training": {"steps": 300, "rate": 0.5}}
+    # a required field left empty is marked, nothing is saved
+    refused = await post_form(ui, "/ui/plugins/watcher/settings", form | {"folder": ""})
+    assert text_of(refused.text, "cfg-folder-error") == "is required"
+    assert (await client.get("/v1/plugins/watcher/config")).json()["folder"] == "/srv/in"
+
+
 # -- CSRF ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("url", "data"), [
