@@ -35,6 +35,12 @@ def _placeholder(plugin_id: str, version: str = "0") -> Manifest:
     return Manifest(id=plugin_id, name=plugin_id, version=version, core_compat="")
 
 
+def _first_paragraph(plugin: object) -> str:
+    """A built-in's description: the first paragraph of its docstring, on one line."""
+    doc = (getattr(plugin, "__doc__", None) or "").strip()
+    return " ".join(doc.split("\n\n")[0].split())
+
+
 def _compat_error(manifest: Manifest, core_version: str) -> str | None:
     if satisfies(manifest, core_version):
         return None
@@ -50,8 +56,7 @@ def in_process(infos: Iterable[PluginInfo], core_version: str) -> list[Found]:
         if info.builtin:
             manifest = Manifest(id=info.name, name=info.name.replace("_", " ").capitalize(),
                                 version=info.version or core_version, core_compat="",
-                                description=(getattr(info.plugin, "__doc__", None) or "")
-                                .strip().split("\n")[0])
+                                description=_first_paragraph(info.plugin))
             found.append(Found(info.name, "builtin", manifest, source))
             continue
         version = info.version or "0"
