@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -57,10 +58,10 @@ def _fail_start(proc: subprocess.Popen[str], why: str, console: Path) -> None:
     pytest.fail(f"faceforge serve {why}; exit code {proc.returncode}; stderr:\n{stderr}")
 
 
-@pytest.fixture(scope="session")
-def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
-    """A real ``python -m kernel serve --port 0`` on a fresh home; yields (base_url, token)."""
-    home = tmp_path_factory.mktemp("browser-home")
+@contextmanager
+def core_server(home: Path) -> Iterator[tuple[str, str]]:
+    """A real ``python -m kernel serve --port 0`` on ``home``, stopped on exit; yields
+    (base_url, token)."""
     env = _server_env()
     # the console log goes to a file: a pipe nobody reads fills up over a session's worth of
     # requests, and the server then blocks writing its next log line
@@ -108,6 +109,13 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(timeout=STOP_TIMEOUT)
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """The browser tests' shared server, on a fresh home; yields (base_url, token)."""
+    with core_server(tmp_path_factory.mktemp("browser-home")) as served:
+        yield served
 
 
 @pytest.fixture

@@ -45,9 +45,13 @@ def _loras(**filters: Any) -> str:
             f"</tr></thead><tbody>{rows}</tbody></table>")
 
 
-def _jobs(entity_id: str) -> str:
-    jobs = [j for j in client().jobs.list(types=["lora.train"], limit=100).items
+def _jobs(entity_id: str) -> list[Any]:
+    """The entity's latest ``lora.train`` jobs, newest first."""
+    return [j for j in client().jobs.list(types=["lora.train"], limit=100).items
             if isinstance(j.input, dict) and j.input.get("entity_id") == entity_id][:10]
+
+
+def _job_list(jobs: list[Any]) -> str:
     if not jobs:
         return ""
     rows = "".join(
@@ -60,11 +64,18 @@ def _jobs(entity_id: str) -> str:
 def entity_tab(prefix: str, entity_id: str) -> str:
     settings = client().plugins.get_config(PLUGIN_ID)
     base = html.escape(str(settings.get("base_model", "sdxl")))
-    return (f"<div class='lora-tab'><h2>LoRA</h2>{_loras(entity_id=entity_id)}"
+    jobs = _jobs(entity_id)
+    # while a job is under way the tab fetches itself again (Core's entity page answers an
+    # htmx request with the tab alone), so its LoRA shows up without a reload
+    refresh = ""
+    if any(j.status in ("queued", "running") for j in jobs):
+        url = html.escape(f"/ui/entities/{quote(entity_id)}?tab=plugin-{PLUGIN_ID}")
+        refresh = f" hx-get='{url}' hx-trigger='load delay:1s' hx-swap='outerHTML'"
+    return (f"<div class='lora-tab'{refresh}><h2>LoRA</h2>{_loras(entity_id=entity_id)}"
             f"<form method='post' action='{html.escape(prefix)}/train'>"
             f"<input type='hidden' name='entity_id' value='{html.escape(entity_id)}'>"
             f"<button type='submit'>Train LoRA ({base}, fast-test)</button></form>"
-            f"{_jobs(entity_id)}</div>")
+            f"{_job_list(jobs)}</div>")
 
 
 def home() -> str:
