@@ -152,6 +152,8 @@ class Kernel(Protocol):
     error_page: Callable[..., Any] | None
     #: every installed plugin, in or out of process, and its state
     registry: PluginRegistry
+    #: an ``asyncio.Event`` set when Core begins to stop: end long waits (long polls) then
+    stopping: Any
 
     @property
     def home(self) -> Path: ...

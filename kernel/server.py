@@ -88,7 +88,9 @@ async def serve_app(app: Starlette, config: Config, sock: socket.socket) -> None
     async def shutdown_trigger() -> None:
         await stop.wait()
         log.info("shutting down")
-        # Open event streams would otherwise hold the graceful shutdown for its full timeout.
+        # Open event streams and long polls would otherwise hold the graceful shutdown for
+        # its full timeout.
+        app.state.kernel.stopping.set()
         await app.state.kernel.events.close_streams()
 
     # hypercorn.asyncio.serve() would bind config.bind itself; worker_serve takes ready

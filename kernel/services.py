@@ -110,6 +110,8 @@ class Kernel:
     registry: PluginRegistry = None  # type: ignore[assignment]
     #: forwards requests to out-of-process plugins' runners (set by the app factory)
     proxy: RunnerProxy = None  # type: ignore[assignment]
+    #: set when Core begins to stop: long waits (a runner's claim) end at once
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
     #: ``faceforge_asset_ingested`` calls still running
     _ingest_tasks: set[asyncio.Task[None]] = field(default_factory=set)
 

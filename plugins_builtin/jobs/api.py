@@ -249,7 +249,11 @@ def routes(kernel: Kernel, queue: JobQueue) -> list[ApiRoute]:
     async def claim(request: Any, body: Claim) -> Any:
         """An out-of-process runner takes the next job of its types (highest priority,
         then oldest) with a lease; 204 when there is none within ``wait`` seconds."""
-        job = await queue.claim(body.types, body.runner_id, body.lease_seconds, body.wait)
+        async def waiting() -> bool:  # a runner that hung up must not be given a job
+            return not await request.is_disconnected()
+
+        job = await queue.claim(body.types, body.runner_id, body.lease_seconds, body.wait,
+                                waiting)
         return to_job(job) if job is not None else None
 
     async def heartbeat(request: Any, body: Heartbeat) -> Lease:

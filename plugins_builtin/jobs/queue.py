@@ -4,7 +4,7 @@ recovery at start.  The HTTP API and other plugins both go through it."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import anyio
@@ -21,6 +21,10 @@ MAX_WAIT_SECONDS = 30.0
 SWEEP_SECONDS = 30.0
 #: how long shutdown waits for in-process runs to hand their jobs back
 STOP_SECONDS = 10.0
+
+
+#: how often a waiting claim checks that its runner is still there
+CHECK_SECONDS = 1.0
 
 
 class JobQueue:
@@ -137,9 +141,11 @@ class JobQueue:
         return job
 
     async def claim(self, types: Sequence[str], runner_id: str, lease_seconds: float,
-                    wait: float) -> dict[str, Any] | None:
+                    wait: float, waiting: Callable[[], Awaitable[bool]] | None = None
+                    ) -> dict[str, Any] | None:
         """The next job of ``types`` for an out-of-process runner, waiting up to ``wait``
-        seconds for one."""
+        seconds for one while ``waiting()`` holds (the runner is still there) and Core is
+        not stopping."""
         for name in types:
             if self.job_type(name).in_process:
                 raise ValidationFailed(
@@ -152,9 +158,11 @@ class JobQueue:
             if jobs:
                 return jobs[0]
             left = deadline - anyio.current_time()
-            if left <= 0 or self.hub.closed:
+            if left <= 0 or self.hub.closed or self.kernel.stopping.is_set():
                 return None
-            await self.hub.wait(left, seen)
+            if not await self.hub.wait(min(left, CHECK_SECONDS), seen) and (
+                    waiting is not None and not await waiting()):
+                return None
 
     async def heartbeat(self, job_id: str, runner_id: str,
                         lease_seconds: float) -> dict[str, Any]:
