@@ -108,6 +108,8 @@ class PluginRegistry:
         runner = None
         if record.runner is not None:
             runner = msgspec.convert(msgspec.structs.asdict(record.runner.status), RunnerView)
+            if runner.message in ("", runner.state):  # nothing the state does not say
+                runner.message = None
             if tail:
                 runner.log_tail = record.runner.tail(LOG_TAIL_LINES)
         reason = record.found.error or (record.note if not record.enabled else None)
