@@ -98,6 +98,8 @@ class JobContext:
         self._task: asyncio.Future[Any] | None = None
         #: one flush at a time, so batches reach Core in the order they were written
         self._flushing = asyncio.Lock()
+        #: when the lease was last renewed (the claim took it)
+        self._beat = time.monotonic()
 
     @property
     def job_id(self) -> str:
@@ -249,11 +251,12 @@ class Runner:
         restore = self._catch_signals() if handle_signals else []
         log.info("runner %s claims %s", self.runner_id, ", ".join(self._handlers))
         workers = [asyncio.create_task(self._work()) for _ in range(self.concurrency)]
+        keeper = asyncio.create_task(self._keep())
         try:
             await self._stopping.wait()
             await self._shutdown(workers)
         finally:
-            for task in workers:
+            for task in [*workers, keeper]:
                 task.cancel()
             for undo in restore:
                 undo()
@@ -376,39 +379,32 @@ class Runner:
         ctx = JobContext(self, job, data)
         self._running[job.job_id] = ctx
         ctx._task = task = asyncio.ensure_future(registration.handler(ctx))
-        ended = asyncio.Event()
-        keeper = asyncio.create_task(self._keep(ctx, ended))
         try:
             await asyncio.wait({task})
-            ended.set()  # the keeper ends its tick (a batch half sent would be lost)
-            await keeper
         finally:
-            keeper.cancel()
             task.cancel()
             self._running.pop(job.job_id, None)
         await self._report(ctx, task)
 
-    async def _keep(self, ctx: JobContext, ended: asyncio.Event) -> None:
-        """While the handler runs: flush logs and progress, renew the lease, hear cancels."""
-        client, every = self.client, max(self.lease_seconds / 3, FLUSH_SECONDS)
-        beat = time.monotonic()
+    async def _keep(self) -> None:
+        """Twice a second, for every running job: send its pending log lines and progress,
+        renew its lease when a third of it has gone, hear a cancel."""
         while True:
-            try:
-                await asyncio.wait_for(ended.wait(), FLUSH_SECONDS)
-                return
-            except TimeoutError:
-                pass
-            try:
-                await ctx.flush()
-                if time.monotonic() - beat >= every:
-                    beat = time.monotonic()
-                    ctx._heard(await client.jobs.heartbeat(
-                        ctx.job_id, self.runner_id, lease_seconds=self.lease_seconds))
-            except Conflict:  # job_not_held: the lease ran out and Core took the job back
+            await asyncio.sleep(FLUSH_SECONDS)
+            await asyncio.gather(*(self._tend(ctx) for ctx in list(self._running.values())))
+
+    async def _tend(self, ctx: JobContext) -> None:
+        try:
+            await ctx.flush()
+            if time.monotonic() - ctx._beat >= max(self.lease_seconds / 3, FLUSH_SECONDS):
+                ctx._beat = time.monotonic()
+                ctx._heard(await self.client.jobs.heartbeat(
+                    ctx.job_id, self.runner_id, lease_seconds=self.lease_seconds))
+        except Conflict:  # job_not_held: the lease ran out and Core took the job back
+            if ctx.job_id in self._running:
                 ctx._stop("lost")
-                return
-            except FaceForgeError as exc:  # Core unreachable: the next tick tries again
-                log.warning("job %s: cannot reach Core (%s)", ctx.job_id, exc.message)
+        except FaceForgeError as exc:  # Core unreachable: the next tick tries again
+            log.warning("job %s: cannot reach Core (%s)", ctx.job_id, exc.message)
 
     async def _report(self, ctx: JobContext, task: asyncio.Future[Any]) -> None:
         """Complete or fail the job with what the handler did."""
