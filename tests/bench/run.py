@@ -21,6 +21,10 @@ defined-field ranges, external ids, kept count and sorted searches
 (``tests/bench/assets.py``): 1 GiB upload and download beside a bare receive-only endpoint
 and nginx, Range latency, server RSS through 2 GiB on the filesystem and S3 providers.
 
+SDK phases (issue 11): an ``ff_plugin_sdk`` Runner completing 500 no-op jobs against a
+real Core (``tests/bench/sdk_runner.py``), and ``events.follow()`` delivering an event to
+another process after its commit (``tests/bench/sdk_follow.py``).
+
 Only Core's own plugins are loaded: third-party ``faceforge.plugins`` entry points installed
 in the environment (the test suite's sample plugin, say) are disabled unless
 ``--with-installed-plugins``.  Before each measurement the run waits (bounded by
@@ -69,6 +73,8 @@ from tests.bench.metadata import (
     ordered,
     scale_scenarios,
 )
+from tests.bench.sdk_follow import bench_sdk_follow
+from tests.bench.sdk_runner import bench_sdk_runner
 from tests.bench.server import BareServer, BenchError, Server, cli
 from tests.bench.uploads import bench_uploads
 from tests.bench.write_path import measure_write_path
@@ -588,7 +594,8 @@ def bench_logging(n: int, bench: Bench) -> None:
 
 # -- main ------------------------------------------------------------------------------
 PHASES = ["startup", "http", "write_path", "logging", "scale", "metadata", "assets",
-          "uploads", "thumbnails", "exiftool", "jobs"]
+          "uploads", "thumbnails", "exiftool", "jobs",
+          "sdk_runner", "sdk_follow"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -672,6 +679,10 @@ def main(argv: list[str] | None = None) -> int:
                          out["plugin"], "files_per_s", ">=", 200)
         if "jobs" in phases:
             bench_jobs(root, bench, progress, quick=args.quick)
+        if "sdk_runner" in phases:
+            bench_sdk_runner(root, bench, progress, quick=args.quick)
+        if "sdk_follow" in phases:
+            bench_sdk_follow(root, bench, progress, quick=args.quick)
     except Exception as exc:  # the document still says what was measured
         traceback.print_exc()
         bench.doc["error"] = f"{type(exc).__name__}: {exc}"
