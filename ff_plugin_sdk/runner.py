@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import inspect
 import logging
 import os
 import signal
@@ -58,7 +59,7 @@ MAX_LINES = 1000
 #: statuses that mean "try later", like a failed connection
 TRANSIENT = frozenset({502, 503, 504})
 
-Handler = Callable[["JobContext"], Awaitable[Any]]
+Handler = Callable[["JobContext"], Awaitable[Any] | Any]
 
 
 class Retryable(JobFailed):
@@ -342,7 +343,10 @@ class Runner:
                 continue
             failures = 0
             if job is not None:
-                await self._run_job(job)
+                try:
+                    await self._run_job(job)
+                except Exception:  # a bug here must not take the slot with it
+                    log.exception("job %s: the runner failed to run it", job.job_id)
 
     async def _pause(self, seconds: float) -> None:
         assert self._stopping is not None
@@ -378,7 +382,7 @@ class Runner:
             return
         ctx = JobContext(self, job, data)
         self._running[job.job_id] = ctx
-        ctx._task = task = asyncio.ensure_future(registration.handler(ctx))
+        ctx._task = task = asyncio.ensure_future(_call(registration.handler, ctx))
         try:
             await asyncio.wait({task})
         finally:
@@ -464,6 +468,13 @@ class Runner:
                               exc.message)
                     return
                 await asyncio.sleep(self.retry.delay(failures - 1))
+
+
+async def _call(handler: Handler, ctx: JobContext) -> Any:
+    """The handler's result; a plain function works too (it runs on the loop: keep it
+    quick)."""
+    result = handler(ctx)
+    return await result if inspect.isawaitable(result) else result
 
 
 def _transient(error: BaseException) -> bool:

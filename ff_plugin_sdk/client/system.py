@@ -43,9 +43,13 @@ class Raw(Group[M]):
     def call(self, method: str, path: str, *, params: Mapping[str, Any] | None = None,
              json: Any = None, headers: Mapping[str, str] | None = None,
              idempotent: bool | None = None) -> Plan[Any]:
-        """Send a request; the answer's JSON (None for an empty one).  Errors raise the
-        typed exceptions; retried as :class:`~ff_plugin_sdk.client.Retry` allows (a POST
-        only when ``idempotent=True``)."""
+        """Send a request; the answer's JSON (None for an empty one, the text for one
+        that is not JSON).  Errors raise the typed exceptions; retried as
+        :class:`~ff_plugin_sdk.client.Retry` allows (a POST only when ``idempotent=True``)."""
         response = yield from self._send(Call(method.upper(), path, params=params, json=json,
                                               headers=headers, idempotent=idempotent))
-        return msgspec.json.decode(response.content) if response.content else None
+        if not response.content:
+            return None
+        if "json" not in response.headers.get("content-type", ""):
+            return response.text
+        return msgspec.json.decode(response.content)

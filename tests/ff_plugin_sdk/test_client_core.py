@@ -41,6 +41,8 @@ async def test_ping_and_system(ff: AsyncFaceForge) -> None:
     assert "entities" in {p["name"] for p in info["plugins"]}
     assert all({"plugin", "state", "message"} <= set(s) for s in await ff.system.status())
     assert (await ff.system.health())["status"] == "ok"
+    assert (await ff.raw.call("GET", "/v1/ping"))["ok"] is True
+    assert "<html" in (await ff.raw.call("GET", "/docs")).lower()  # not JSON: the text
 
 
 async def test_entities_round_trip_with_versions_and_soft_delete(ff: AsyncFaceForge) -> None:

@@ -87,6 +87,15 @@ async def test_a_job_completes_with_its_result_progress_and_log(
                     *[("debug", f"line {n}", {"n": n}) for n in range(3)]]
 
 
+async def test_a_plain_function_is_a_handler_too(ff: AsyncFaceForge,
+                                                  start: Callable[[Runner], Running]) -> None:
+    runner = Runner(ff)
+    runner.job(REMOTE)(lambda ctx: {"sum": sum(ctx.input["numbers"])})
+    start(runner)
+    job = await ended(ff, await ff.jobs.create(REMOTE, {"numbers": [1, 2, 3]}))
+    assert (job.status, job.result) == ("succeeded", {"sum": 6})
+
+
 async def test_failures_retryable_or_not(ff: AsyncFaceForge,
                                          start: Callable[[Runner], Running]) -> None:
     runner = Runner(ff)
