@@ -3,6 +3,7 @@ envelope, paging, every resource group, the environment defaults and retries."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -193,6 +194,35 @@ async def test_runner_protocol_by_hand(ff: AsyncFaceForge) -> None:
     assert done.progress.step == "half"
     assert "hello" in [line.message for line in (await ff.jobs.log(job.job_id)).items]
     assert (await ff.jobs.wait(job.job_id)).status == "succeeded"
+
+
+async def test_plugins_enable_configure_disable(make_app: Any, settings: Any) -> None:
+    folder = settings.paths.plugins_dir / "painter"
+    folder.mkdir(parents=True)
+    (folder / "plugin.json").write_text(json.dumps({
+        "id": "painter", "name": "Painter", "version": "1.0.0", "core_compat": ">=0.1",
+        "permissions": ["entities:read", "network"], "job_types": ["painter.paint"],
+        "config_schema": {"type": "object", "properties": {"colour": {"type": "string"}},
+                          "additionalProperties": False}}), "utf-8")
+    async with in_process(make_app(), settings.install_token) as ff:
+        assert "painter" in [p.id for p in await ff.plugins.list()]
+        painter = await ff.plugins.get("painter")
+        assert painter.state == "disabled" and painter.kind == "out_of_process"
+        with pytest.raises(Conflict) as consent:
+            await ff.plugins.enable("painter")
+        assert consent.value.code == "consent_required"
+        enabled = await ff.plugins.enable("painter",
+                                          accept_permissions=["entities:read", "network"])
+        assert enabled.state == "enabled"
+        assert await ff.plugins.put_config("painter", {"colour": "red"}) == {"colour": "red"}
+        assert await ff.plugins.get_config("painter") == {"colour": "red"}
+        with pytest.raises(ValidationFailed) as refused:
+            await ff.plugins.put_config("painter", {"colour": 3})
+        assert refused.value.details
+        assert (await ff.plugins.disable("painter")).state == "disabled"
+        assert "painter" in [p.id for p in await ff.plugins.rescan()]
+        with pytest.raises(NotFound):
+            await ff.plugins.get("nobody")
 
 
 async def test_a_bad_token_is_unauthorized(core: Any) -> None:
