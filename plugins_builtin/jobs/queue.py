@@ -160,9 +160,9 @@ class JobQueue:
             left = deadline - anyio.current_time()
             if left <= 0 or self.hub.closed or self.kernel.stopping.is_set():
                 return None
-            if not await self.hub.wait(min(left, CHECK_SECONDS), seen) and (
-                    waiting is not None and not await waiting()):
-                return None
+            await self.hub.wait(min(left, CHECK_SECONDS), seen)
+            if waiting is not None and not await waiting():
+                return None  # checked before each claim: a job is not given to nobody
 
     async def heartbeat(self, job_id: str, runner_id: str,
                         lease_seconds: float) -> dict[str, Any]:
