@@ -21,7 +21,7 @@ from tests.ff_plugin_sdk.sdk_core import Served
 pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parents[2]
 #: what an out-of-process plugin installs to use the SDK
-SDK_DEPENDENCIES = ["httpx", "msgspec", "pluggy", "packaging", "jsonschema"]
+SDK_DEPENDENCIES = ["httpx", "anyio", "msgspec", "pluggy", "packaging", "jsonschema"]
 #: top-level packages of the server: none may be imported by the SDK
 SERVER = ["kernel", "starlette", "hypercorn", "aiosqlite", "plugins_builtin", "providers",
           "ui", "jinja2", "aiobotocore", "PIL"]
