@@ -19,7 +19,9 @@ defined-field ranges, external ids, kept count and sorted searches
 (``tests/bench/metadata.py``); (5b) metadata: bulk upsert of 10,000 entities and an entity's
 1,000 relationships listed (``tests/bench/metadata.py``); (6) assets
 (``tests/bench/assets.py``): 1 GiB upload and download beside a bare receive-only endpoint
-and nginx, Range latency, server RSS through 2 GiB on the filesystem and S3 providers.
+and nginx, Range latency, server RSS through 2 GiB on the filesystem and S3 providers;
+(7) a request through Core's plugin runner proxy beside the runner answering directly
+(``tests/bench/plugin_proxy.py``).
 
 SDK phases (issue 11): an ``ff_plugin_sdk`` Runner completing 500 no-op jobs against a
 real Core (``tests/bench/sdk_runner.py``), and ``events.follow()`` delivering an event to
@@ -73,6 +75,7 @@ from tests.bench.metadata import (
     ordered,
     scale_scenarios,
 )
+from tests.bench.plugin_proxy import bench_plugin_proxy
 from tests.bench.sdk_follow import bench_sdk_follow
 from tests.bench.sdk_runner import bench_sdk_runner
 from tests.bench.server import BareServer, BenchError, Server, cli
@@ -594,7 +597,7 @@ def bench_logging(n: int, bench: Bench) -> None:
 
 # -- main ------------------------------------------------------------------------------
 PHASES = ["startup", "http", "write_path", "logging", "scale", "metadata", "assets",
-          "uploads", "thumbnails", "exiftool", "jobs",
+          "uploads", "thumbnails", "exiftool", "jobs", "plugin_proxy",
           "sdk_runner", "sdk_follow"]
 
 
@@ -679,6 +682,8 @@ def main(argv: list[str] | None = None) -> int:
                          out["plugin"], "files_per_s", ">=", 200)
         if "jobs" in phases:
             bench_jobs(root, bench, progress, quick=args.quick)
+        if "plugin_proxy" in phases:
+            bench_plugin_proxy(root, bench, progress, quick=args.quick)
         if "sdk_runner" in phases:
             bench_sdk_runner(root, bench, progress, quick=args.quick)
         if "sdk_follow" in phases:
