@@ -176,3 +176,13 @@ async def test_a_body_past_the_limit_is_refused_and_a_bad_request_line_never_sen
         with pytest.raises(ValueError, match="bad header"):
             await pool.request("GET", "127.0.0.1", script.port, b"/", [(b"x", b"a\r\nb: c")])
         await pool.aclose()
+
+
+async def test_a_known_length_larger_than_the_read_buffer_is_read_whole() -> None:
+    big = bytes(range(256)) * 8192  # 2 MiB: past the reader's pause threshold
+    async with scripted(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(big) + big) \
+            as script:
+        pool = Upstream()
+        answer = await pool.request("GET", "127.0.0.1", script.port, b"/", HOST)
+        assert answer.length == len(big) and await answer.read(4 * len(big)) == big
+        await pool.aclose()
