@@ -55,6 +55,7 @@ log = logging.getLogger("faceforge.app")
 KERNEL_STATIC = Path(__file__).parent / "static"
 #: how long shutdown waits for subscribers to take the events committed so far
 DRAIN_SECONDS = 5.0
+PLUGIN_ROUTES = "/v1/plugins/"
 
 
 def build_kernel(settings: Settings, extra_plugins: Sequence[tuple[str, Any]] = ()) -> Kernel:
@@ -206,6 +207,9 @@ def create_app(
                              name=f"static-{name}"), PUBLIC)
                for name, path in static]
     routes += proxy_ui_routes(kernel)
+    # Plugins' own routes first (in their order: the runner proxy stays last of them), so a
+    # proxied request does not walk the whole table; no other path can match them.
+    routes.sort(key=lambda r: not getattr(r, "path", "").startswith(PLUGIN_ROUTES))
     table = RouteTable(routes)
 
     @asynccontextmanager

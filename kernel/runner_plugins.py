@@ -32,6 +32,8 @@ LOCALHOST = "127.0.0.1"
 #: where a runner's UI pages appear (``/ui/plugins/<id>`` is the plugin's own settings page)
 UI_PREFIX = "/ui/ext"
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+#: bodies sent to a runner are streamed through, never held: as large as an upload may be
+PROXY_MAX_BODY_BYTES = 1 << 40
 
 
 def core_url(kernel: Kernel) -> str:
@@ -149,7 +151,8 @@ def proxy_api_route(kernel: Kernel) -> ApiRoute:
                                           prefix=prefix)
 
     return ApiRoute(path="/v1/plugins/{plugin_id}/{path:path}", endpoint=call_plugin,
-                    methods=ALL_METHODS, scope=USE_SCOPE, tags=["plugins"])
+                    methods=ALL_METHODS, scope=USE_SCOPE, tags=["plugins"],
+                    max_body_bytes=PROXY_MAX_BODY_BYTES)
 
 
 def proxy_ui_routes(kernel: Kernel) -> list[BaseRoute]:

@@ -56,8 +56,9 @@ def listen_socket(host: str, port: int) -> socket.socket:
 
 
 def reserve_port(host: str, port: int) -> int:
-    """A port that was free a moment ago, for a program that binds it itself (the benchmarks'
-    bare app).  Core does not use this: it serves on :func:`listen_socket`'s socket."""
+    """A port that was free a moment ago, for a program that binds it itself: a plugin's
+    runner serving HTTP, the benchmarks' bare app.  Core itself serves on
+    :func:`listen_socket`'s socket."""
     with listen_socket(host, port) as sock:
         return int(sock.getsockname()[1])
 
