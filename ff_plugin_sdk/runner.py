@@ -285,6 +285,9 @@ class Runner:
         if not logging.getLogger().handlers:
             logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                                 format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+            # a line per HTTP request would bury the runner's own lines in its log
+            for noisy in ("httpx", "httpcore"):
+                logging.getLogger(noisy).setLevel(logging.WARNING)
         try:
             self.run_forever()
         except FaceForgeError as exc:
