@@ -38,7 +38,7 @@ from tests.bench.load import CpuMeter, process_cpu_s, summarize
 from tests.bench.server import BareServer, BenchError, Server, cli, rss_bytes
 
 if TYPE_CHECKING:
-    from tests.bench.run import Bench
+    from tests.bench.document import Bench
 
 MB = 1_000_000
 MIB = 2**20

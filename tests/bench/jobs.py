@@ -38,7 +38,7 @@ from tests.bench.load import client_for, measure, summarize
 from tests.bench.server import BareServer, BenchError, Server, cli
 
 if TYPE_CHECKING:
-    from tests.bench.run import Bench
+    from tests.bench.document import Bench
 
 FILE_BYTES = 4096
 SMALL_FOLDER = 2_000

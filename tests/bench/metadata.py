@@ -42,7 +42,7 @@ from tests.bench.load import client_for, get_json, process_cpu_s
 from tests.bench.server import BareServer, BenchError, Server, cli
 
 if TYPE_CHECKING:
-    from tests.bench.run import Bench
+    from tests.bench.document import Bench
 
 BULK_ITEMS = 10_000
 #: issue 10's targets, seconds

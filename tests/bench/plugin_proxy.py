@@ -41,7 +41,7 @@ from tests.bench.server import BenchError, Server, cli
 if TYPE_CHECKING:
     from starlette.applications import Starlette
 
-    from tests.bench.run import Bench
+    from tests.bench.document import Bench
 
 BODY = b'{"status":"ok","version":"0.1.0"}'
 ITEM = b'{"display_name":"Ada Lovelace","tags":["math","poet"],"fields":{"born":1815}}'

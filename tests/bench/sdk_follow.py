@@ -28,7 +28,7 @@ from tests.bench.load import wait_quiet
 from tests.bench.server import REPO, BenchError, Server, cli
 
 if TYPE_CHECKING:
-    from tests.bench.run import Bench
+    from tests.bench.document import Bench
 
 TARGET_P50_MS = 20.0
 LINE_TIMEOUT_S = 30.0

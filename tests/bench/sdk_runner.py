@@ -25,7 +25,7 @@ from tests.bench.load import CpuMeter, wait_quiet
 from tests.bench.server import BenchError, Server, cli
 
 if TYPE_CHECKING:
-    from tests.bench.run import Bench
+    from tests.bench.document import Bench
 
 PLUGIN = "benchsdk"
 JOB_TYPE = f"{PLUGIN}.noop"

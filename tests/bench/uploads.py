@@ -26,7 +26,7 @@ from tests.bench.assets import MIB, Progress, Source, label, upload, versus
 from tests.bench.server import BareServer, BenchError, Server, cli
 
 if TYPE_CHECKING:
-    from tests.bench.run import Bench
+    from tests.bench.document import Bench
 
 CHUNK = 8_000_000  # "8 MB chunks"
 
