@@ -211,14 +211,27 @@ class PluginRegistry:
                 await self._save(record, "plugin.enabled")
                 await self.outside.start(record)
             else:
-                await apply_migrations(self.kernel.db,
-                                       await self.kernel.hooks.migrations(only=record.id))
-                self._sync_inactive()
-                await self._save(record, "plugin.enabled")
-                await self.kernel.plugin_started(record.id)
+                await self._start_in_process(record)
             await self.kernel.refresh_contributions()
             log.info("plugin %s %s enabled", record.id, record.manifest.version)
             return self.view(record)
+
+    async def _start_in_process(self, record: Record) -> None:
+        """Its migrations, then its startup; a failure leaves it disabled, saying why."""
+        try:
+            await apply_migrations(self.kernel.db,
+                                   await self.kernel.hooks.migrations(only=record.id))
+            self._sync_inactive()
+            await self.kernel.plugin_started(record.id)
+        except Exception as exc:
+            log.exception("plugin %s failed to start", record.id)
+            record.enabled, record.note = False, f"failed to start: {exc}"
+            self._sync_inactive()
+            await self.kernel.plugin_stopped(record.id)
+            await self._save(record, None)
+            raise Conflict(f"plugin {record.id!r} failed to start and stays disabled: {exc}",
+                           code="plugin_failed") from exc
+        await self._save(record, "plugin.enabled")
 
     async def disable(self, plugin_id: str) -> PluginView:
         async with self._lock:

@@ -284,3 +284,25 @@ async def test_a_new_plugin_folder_is_noticed_without_a_rescan(make_app, setting
 
         await eventually(listed, timeout=15, interval=0.1,
                          what="Core to notice the new plugin folder by itself")
+
+
+async def test_an_in_process_plugin_failing_to_start_stays_disabled_saying_why(
+        make_app, settings, monkeypatch) -> None:
+    import faceforge_sample_plugin
+
+    from ff_plugin_sdk import hookimpl
+
+    @hookimpl
+    def faceforge_startup(kernel: Any) -> None:
+        raise RuntimeError("the GPU is on fire")
+
+    monkeypatch.setattr(faceforge_sample_plugin, "faceforge_startup", faceforge_startup,
+                        raising=False)
+    async with running(make_app(), settings.install_token) as client:
+        refused = await client.post("/v1/plugins/sample/enable", json={
+            "accept_permissions": ["entities:read", "events:read"]})
+        error = assert_envelope(refused, 409, "plugin_failed")
+        assert "the GPU is on fire" in error["message"]
+        info = await plugin(client, "sample")
+        assert info["state"] == "disabled" and "the GPU is on fire" in info["reason"]
+        assert_envelope(await client.get("/v1/plugins/sample/hello"), 404, "plugin_disabled")
