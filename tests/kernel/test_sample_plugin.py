@@ -117,7 +117,8 @@ async def test_sample_contributions_are_live(make_app, settings) -> None:
 
         async def heard() -> list:
             body = (await client.get("/v1/plugins/sample/hello")).json()
-            return [g["event_id"] for g in body["greetings"] if g["event_id"] >= quiet] or None
+            return [g["event_id"] for g in body["greetings"]
+                    if g["event_id"] >= quiet and g["event_type"] == "sample.test"] or None
 
         # enabled again, it hears what happens from then on, not what it missed
         assert await eventually(heard, what="the sample subscriber to hear the new event") \
