@@ -176,7 +176,10 @@ class PluginRegistry:
         """Start the runners of enabled out-of-process plugins; watch the plugins folder."""
         for record in self.records:
             if record.found.kind == "out_of_process" and record.state == "enabled":
-                await self.outside.start(record)
+                try:
+                    await self.outside.start(record)
+                except Exception:  # one plugin's runner must not keep Core from starting
+                    log.exception("could not start the runner of plugin %s", record.id)
         self._watcher = asyncio.create_task(self._watch(), name="faceforge-plugins-watch")
 
     async def stop(self) -> None:
