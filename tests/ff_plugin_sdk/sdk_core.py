@@ -45,18 +45,6 @@ def eventually(check: Callable[[], Any], what: str, timeout: float = BOUND_SECON
         time.sleep(0.02)
 
 
-async def eventually_async(check: Callable[[], Any], what: str,
-                           timeout: float = BOUND_SECONDS) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no {what} after {timeout:.0f}s")
-        await asyncio.sleep(0.02)
-
-
 @asynccontextmanager
 async def in_process(app: Starlette, token: str | None,
                      **options: Any) -> AsyncIterator[AsyncFaceForge]:

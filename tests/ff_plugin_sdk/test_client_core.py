@@ -4,7 +4,6 @@ envelope, paging, every resource group, the environment defaults and retries."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import msgspec
@@ -22,17 +21,6 @@ from ff_plugin_sdk.client import AsyncFaceForge, Entity, Job, Page, Retry, Unrea
 from ff_plugin_sdk.errors import error_from_envelope
 from tests.ff_plugin_sdk.sdk_core import flaky, in_process
 from tests.plugins import job_types
-
-
-@pytest.fixture
-def core(make_app: Any) -> Any:
-    return make_app([("testjobs", job_types)])
-
-
-@pytest.fixture
-async def ff(core: Any, settings: Any) -> AsyncIterator[AsyncFaceForge]:
-    async with in_process(core, settings.install_token) as client:
-        yield client
 
 
 async def test_ping_and_system(ff: AsyncFaceForge) -> None:

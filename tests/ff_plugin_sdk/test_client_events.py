@@ -12,7 +12,8 @@ import pytest
 
 from ff_plugin_sdk import Unauthorized
 from ff_plugin_sdk.client import AsyncFaceForge, Event, FaceForge, Retry, Unreachable
-from tests.ff_plugin_sdk.sdk_core import BOUND_SECONDS, Relay, Served, eventually_async
+from tests.ff_plugin_sdk.sdk_core import BOUND_SECONDS, Relay, Served
+from tests.kernel.conftest import eventually
 
 FAST = Retry(retries=3, backoff=0.01, max_backoff=0.05)
 
@@ -51,7 +52,8 @@ class Follower:
                 raise self.error
             return len(self.seen) >= count
 
-        await eventually_async(enough, f"{count} events (have {len(self.seen)})")
+        await eventually(enough, what=f"{count} events (have {len(self.seen)})",
+                         timeout=BOUND_SECONDS)
         return self.seen
 
     async def stop(self) -> None:
@@ -82,13 +84,13 @@ async def test_follow_delivers_what_happens_from_now_on(ff: AsyncFaceForge) -> N
         made.extend(await names(ff, f"after {len(made)}"))
         return bool(follower.seen)
 
-    await eventually_async(arrived, "a live event")
+    await eventually(arrived, what="a live event", timeout=BOUND_SECONDS)
     made.extend(await names(ff, "final"))
 
     async def final() -> bool:
         return any(e.data["entity_id"] == made[-1] for e in follower.seen)
 
-    await eventually_async(final, "the final event")
+    await eventually(final, what="the final event", timeout=BOUND_SECONDS)
     seen = follower.seen
     await follower.stop()
     ids = [e.data["entity_id"] for e in seen]

@@ -15,21 +15,12 @@ from ff_plugin_sdk import Unauthorized, ValidationFailed
 from ff_plugin_sdk.client import AsyncFaceForge, Job, Retry
 from ff_plugin_sdk.jobs import JobFailed
 from ff_plugin_sdk.runner import JobContext, Retryable, Runner
-from tests.ff_plugin_sdk.sdk_core import BOUND_SECONDS, eventually_async, flaky, in_process
+from tests.ff_plugin_sdk.sdk_core import BOUND_SECONDS, flaky, in_process
+from tests.kernel.conftest import eventually
 from tests.plugins import job_types
 
 REMOTE, OTHER = job_types.REMOTE, job_types.REMOTE_OTHER
 
-
-@pytest.fixture
-def core(make_app: Any) -> Any:
-    return make_app([("testjobs", job_types)])
-
-
-@pytest.fixture
-async def ff(core: Any, settings: Any) -> AsyncIterator[AsyncFaceForge]:
-    async with in_process(core, settings.install_token) as client:
-        yield client
 
 
 class Running:
@@ -202,7 +193,7 @@ async def test_jobs_run_side_by_side_up_to_the_concurrency(
     async def three() -> bool:
         return len(running) == 3
 
-    await eventually_async(three, "three jobs running")
+    await eventually(three, what="three jobs running", timeout=BOUND_SECONDS)
     queued = await ff.jobs.list(status=["queued"])
     assert len(queued.items) == 2
     gate.set()
@@ -270,7 +261,7 @@ async def test_a_lost_lease_is_not_reported_over(ff: AsyncFaceForge,
     async def held() -> bool:
         return bool(attempts)
 
-    await eventually_async(held, "the first attempt")
+    await eventually(held, what="the first attempt", timeout=BOUND_SECONDS)
     # Core takes the job back (as when the lease expires): the next heartbeat hears 409
     await ff.jobs.fail(job.job_id, "holder", "lease expired", retryable=True)
     await asyncio.wait_for(stopped.wait(), BOUND_SECONDS)
