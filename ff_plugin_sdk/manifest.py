@@ -180,6 +180,9 @@ def _rules(m: Manifest) -> list[Problem]:
             problems.append(Problem("config_schema" + (f"/{where}" if where else ""),
                                     f"not a valid JSON Schema: {exc.message}"))
         else:
+            for where in _remote_refs(m.config_schema, "config_schema"):
+                problems.append(Problem(where, "only references inside the schema ('#/...') "
+                                               "are allowed: Core fetches nothing"))
             if m.config_schema.get("type", "object") != "object":
                 problems.append(Problem("config_schema", "the settings schema must describe "
                                                          "an object (\"type\": \"object\")"))
@@ -206,6 +209,19 @@ def _rules(m: Manifest) -> list[Problem]:
                                 "routes_prefix and entrypoints.ui are served by the runner: "
                                 "set serves_http to true"))
     return problems
+
+
+def _remote_refs(node: Any, path: str) -> list[str]:
+    """Where ``node`` holds a ``$ref`` outside itself (it could never be resolved)."""
+    if isinstance(node, dict):
+        found = [f"{path}/$ref"] if isinstance(node.get("$ref"), str) and not \
+            node["$ref"].startswith("#") else []
+        return found + [where for key, value in node.items()
+                        for where in _remote_refs(value, f"{path}/{key}")]
+    if isinstance(node, list):
+        return [where for i, value in enumerate(node)
+                for where in _remote_refs(value, f"{path}/{i}")]
+    return []
 
 
 def satisfies(manifest: Manifest, core_version: str) -> bool:

@@ -164,6 +164,8 @@ async def test_enabled_state_survives_a_restart_with_a_fresh_token(
     (manifest(job_types=["scan"]), "must be namespaced as 'watcher.<name>'"),
     (manifest(permissions=["read everything"]), "neither an API scope"),
     ({"id": "watcher"}, "name"),
+    (manifest(config_schema={"type": "object", "properties": {
+        "x": {"$ref": "https://example.com/schema.json"}}}), "only references inside"),
 ])
 async def test_a_broken_plugin_is_listed_in_error_with_its_reason(
         make_app, settings, with_home, content, reason) -> None:
