@@ -367,8 +367,7 @@ class OutOfProcess:
         if record.manifest.entrypoints.runner is None or record.found.folder is None:
             await self.issue_token(record)  # nothing to run: a token for external use
             return
-        if record.runner is None or record.runner.argv[1:] != \
-                record.manifest.entrypoints.runner.argv[1:]:
+        if record.runner is None:  # a changed manifest is a new record, with a new runner
             record.runner = self.runner_factory(record)
         await record.runner.start()
 
