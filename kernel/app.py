@@ -42,7 +42,7 @@ from kernel.migrations import apply_migrations
 from kernel.openapi import build_openapi
 from kernel.plugin_proxy import RunnerProxy
 from kernel.plugins import build_plugin_manager
-from kernel.registry import OutOfProcess, PluginRegistry
+from kernel.registry import PluginRegistry
 from kernel.routing import build_route
 from kernel.runner_plugins import proxy_api_route, proxy_ui_routes, runner_factory
 from kernel.services import Kernel, KernelAuth
@@ -77,8 +77,7 @@ def build_kernel(settings: Settings, extra_plugins: Sequence[tuple[str, Any]] = 
         tokens=install, scoped_tokens=scoped, sessions=sessions, scopes=scopes,
         auth=KernelAuth(authenticator),
     )
-    kernel.registry = PluginRegistry(kernel, None)  # type: ignore[arg-type]
-    kernel.registry.outside = OutOfProcess(kernel, runner_factory(kernel, kernel.registry))
+    kernel.registry = PluginRegistry(kernel, runner_factory(kernel))
     kernel.proxy = RunnerProxy()
     return kernel
 

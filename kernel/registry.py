@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -36,7 +36,8 @@ if TYPE_CHECKING:
     from kernel.services import Kernel
 
 log = logging.getLogger("faceforge.plugins")
-RunnerFactory = Callable[["Record"], "RunnerProcess"]
+#: builds a plugin's runner process, given how to issue its token for each start
+RunnerFactory = Callable[["Record", Callable[["Record"], Awaitable[str]]], "RunnerProcess"]
 #: the plugins Core cannot work without
 REQUIRED = frozenset({"entities", "assets", "jobs", "ui", "storage", "plugin_admin"})
 #: how often the plugins folder is checked for new or changed manifests
@@ -84,9 +85,9 @@ class Record:
 class PluginRegistry:
     """Finds plugins, keeps their state, and turns them on and off."""
 
-    def __init__(self, kernel: Kernel, outside: OutOfProcess) -> None:
+    def __init__(self, kernel: Kernel, runner_factory: RunnerFactory) -> None:
         self.kernel = kernel
-        self.outside = outside
+        self.outside = OutOfProcess(kernel, runner_factory)
         self.records: list[Record] = []
         self._lock = asyncio.Lock()
         self._signature: tuple[tuple[str, int, int], ...] = ()
@@ -368,7 +369,7 @@ class OutOfProcess:
             await self.issue_token(record)  # nothing to run: a token for external use
             return
         if record.runner is None:  # a changed manifest is a new record, with a new runner
-            record.runner = self.runner_factory(record)
+            record.runner = self.runner_factory(record, self.issue_token)
         await record.runner.start()
 
     async def stop(self, record: Record) -> None:

@@ -6,7 +6,7 @@ to the HTTP server its runner serves on a local port.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from html import escape
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -23,7 +23,7 @@ from kernel.plugin_proxy import PluginUnavailable, check_proxied_form_csrf
 from kernel.runners import RunnerProcess, free_port
 
 if TYPE_CHECKING:
-    from kernel.registry import PluginRegistry, Record
+    from kernel.registry import PluginRegistry, Record, RunnerFactory
     from kernel.services import Kernel
 
 #: the scope a caller needs to reach an out-of-process plugin's own API routes
@@ -43,17 +43,18 @@ def core_url(kernel: Kernel) -> str:
     return f"http://{'[' + host + ']' if ':' in host else host}:{kernel.settings.port}"
 
 
-def runner_factory(kernel: Kernel, registry: PluginRegistry) -> Any:
+def runner_factory(kernel: Kernel) -> RunnerFactory:
     """Builds the :class:`RunnerProcess` of a plugin: each start gets a fresh token (and a
     fresh port when the runner serves HTTP)."""
 
-    def build(record: Record) -> RunnerProcess:
+    def build(record: Record, issue_token: Callable[[Record], Awaitable[str]]
+              ) -> RunnerProcess:
         runner = record.manifest.entrypoints.runner
         assert runner is not None and record.found.folder is not None
 
         async def env() -> Mapping[str, str]:
             values = {"FACEFORGE_URL": core_url(kernel),
-                      "FACEFORGE_TOKEN": await registry.outside.issue_token(record),
+                      "FACEFORGE_TOKEN": await issue_token(record),
                       "FACEFORGE_PLUGIN_ID": record.id}
             record.base_url = None
             if runner.serves_http:
