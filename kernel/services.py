@@ -37,6 +37,7 @@ from kernel.events import EventBus
 from kernel.home import Paths
 from kernel.hooks import Hooks
 from kernel.plugins import PluginInfo
+from kernel.runner_plugins import contributions
 from kernel.sessions import SessionStore
 from kernel.storage import Storage
 from kernel.tokens import InstallToken, ScopedTokens
@@ -144,8 +145,6 @@ class Kernel:
     async def refresh_contributions(self) -> None:
         """What the enabled plugins add to the UI and the job queue, read again (at start,
         and whenever a plugin is enabled or disabled)."""
-        from kernel.runner_plugins import contributions
-
         job_types, nav, tabs = contributions(self.registry)
         self.nav = sorted([*await self.hooks.ui_nav(self), *nav],
                           key=lambda e: (e.order, e.label))
