@@ -188,6 +188,7 @@ def create_app(
                                  max_bytes=cfg.max_bytes, backup_count=cfg.backup_count,
                                  secrets=[settings.install_token], console=console_log)
     kernel.tokens.listeners.append(redactor.secrets.append)
+    kernel.redactor = redactor
 
     api = _api_routes(kernel)
     kernel.api_routes = api

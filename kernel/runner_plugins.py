@@ -1,6 +1,6 @@
 """What an out-of-process plugin adds to Core, from its manifest: job types, nav entries, an
-entity tab, and the routes that proxy ``/v1/plugins/<id>/...`` and ``/ui/plugins/<id>/...``
-to the HTTP server its runner serves on a local port.
+entity tab, and the routes that proxy ``/v1/plugins/<id>/...`` and ``/ui/ext/<id>/...`` to
+the HTTP server its runner serves on a local port.
 """
 
 from __future__ import annotations
@@ -68,7 +68,8 @@ def runner_factory(kernel: Kernel) -> RunnerFactory:
         return RunnerProcess(
             record.id, runner.argv, cwd=record.found.folder,
             log_file=kernel.paths.logs_dir / "plugins" / f"{record.id}.log",
-            redact=Redactor([kernel.tokens.current()]), env=env,
+            # Core's own redactor: it follows a rotated install token
+            redact=kernel.redactor or Redactor([kernel.tokens.current()]), env=env,
             max_bytes=logging_config.max_bytes, backup_count=logging_config.backup_count)
 
     return build

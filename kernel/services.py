@@ -36,6 +36,7 @@ from kernel.errors import PluginError
 from kernel.events import EventBus
 from kernel.home import Paths
 from kernel.hooks import Hooks
+from kernel.log import Redactor
 from kernel.plugins import PluginInfo
 from kernel.runner_plugins import contributions
 from kernel.sessions import SessionStore
@@ -111,6 +112,8 @@ class Kernel:
     registry: PluginRegistry = None  # type: ignore[assignment]
     #: forwards requests to out-of-process plugins' runners (set by the app factory)
     proxy: RunnerProxy = None  # type: ignore[assignment]
+    #: removes secrets from log lines (set with the logging, by the app factory)
+    redactor: Redactor | None = None
     #: set when Core begins to stop: long waits (a runner's claim) end at once
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     #: ``faceforge_asset_ingested`` calls still running
